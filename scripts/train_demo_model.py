@@ -1,0 +1,44 @@
+"""Train the ``demo-synthetic`` SAM test asset (deterministic, CPU, minutes).
+
+    python scripts/train_demo_model.py [--steps N] [--out PATH]
+
+Prints the SHA-256 to put into ``napari_samphase.core.models.MODELS``. The model
+has only seen synthetic micrographs; it is a test/demo asset, not for real data.
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+from tqdm import tqdm
+
+from napari_samphase.core.models import ASSETS, sha256sum
+from napari_samphase.core.training import train_demo_model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=700)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=ASSETS / "demo-synthetic.pth")
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    with tqdm(total=args.steps, desc="training") as bar:
+
+        def progress(done, total, message):
+            bar.n = done
+            bar.set_postfix_str(message)
+            bar.refresh()
+
+        summary = train_demo_model(
+            args.out, steps=args.steps, batch=args.batch, seed=args.seed, progress=progress
+        )
+    summary["sha256"] = sha256sum(args.out)
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,306 @@
+"""PhaseMapper: the scriptable model behind the dock widget.
+
+It owns the SAM session, the layers it creates and the phase state of one
+widget (no module-level state). Compute methods (``load_model``, ``embed``,
+``compute_*``) are safe to run in a worker thread; ``apply_*`` and the click
+handlers touch layers and must run in the main thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from psygnal import Signal
+
+from ..core.errors import InputError
+from ..core.render import phase_color
+
+PROMPTS, PREVIEW, MASKS, PHASES, BOXES = (
+    "SAM prompts", "SAM preview", "SAM masks", "phases", "same-phase boxes",
+)
+POSITIVE, NEGATIVE = "lime", "red"
+
+
+@dataclass
+class ModelChoice:
+    model: str = "vit_b"
+    checkpoint: str | None = None
+    device: str = "auto"
+
+    @property
+    def key(self):
+        return (self.model, self.checkpoint, self.device)
+
+
+class PhaseMapper:
+    status = Signal(str)  # a line for the user
+    table_changed = Signal(object)  # the phase table (dict of columns)
+
+    def __init__(self, viewer) -> None:
+        self.viewer = viewer
+        self.session = None
+        self.session_key = None
+        self.image_layer = None
+        self.result = None
+        self.query = None
+        self.fixed: dict[int, int] = {}
+        self.table = None
+        self.last_query = None
+
+    # -- image and model -----------------------------------------------------------------
+    def image(self) -> np.ndarray:
+        layer = self.image_layer
+        if layer is None:
+            raise InputError("choose an image layer first")
+        data = np.asarray(layer.data if not layer.multiscale else layer.data[0])
+        if layer.rgb:
+            return data
+        if data.ndim != 2:
+            raise InputError(f"layer {layer.name!r} is {data.ndim}D: pick a 2D image")
+        return data
+
+    def load_model(self, choice: ModelChoice, progress=None):
+        """Load (or reuse) the SAM model. Worker-safe."""
+        from ..core.session import SamSession
+
+        if self.session is None or self.session_key != choice.key:
+            self.session = SamSession.from_name(choice.model, choice.checkpoint, choice.device,
+                                                progress=progress)
+            self.session_key = choice.key
+        return self.session
+
+    def embed(self, progress=None):
+        """Compute the image embedding once per image. Worker-safe."""
+        if self.session is None:
+            raise InputError("load a model first")
+        self.session.set_image(self.image(), progress=progress)
+        return self.session
+
+    # -- layers --------------------------------------------------------------------------
+    def _layer(self, name):
+        return self.viewer.layers.get(name, None)
+
+    def _shape(self):
+        return self.image().shape[:2]
+
+    def _labels_layer(self, name, **kw):
+        layer = self._layer(name)
+        if layer is None:
+            layer = self.viewer.add_labels(np.zeros(self._shape(), np.uint32), name=name, **kw)
+        return layer
+
+    def prompts_layer(self):
+        layer = self._layer(PROMPTS)
+        if layer is None:
+            layer = self.viewer.add_points(
+                np.zeros((0, 2)), name=PROMPTS, size=max(4, self._shape()[0] // 80),
+                face_color=POSITIVE, border_color="white",
+                features={"positive": np.zeros(0, bool)},
+            )
+            layer.mode = "pan_zoom"
+        return layer
+
+    def masks_layer(self):
+        return self._labels_layer(MASKS)
+
+    # -- clicks to SAM -------------------------------------------------------------------
+    def add_prompt(self, row: float, col: float, positive: bool = True):
+        layer = self.prompts_layer()
+        feats = layer.features
+        positives = np.append(np.asarray(feats["positive"], bool) if len(feats) else [],
+                              positive).astype(bool)
+        layer.data = np.vstack([layer.data, [[row, col]]])
+        layer.features = {"positive": positives}
+        layer.face_color = [POSITIVE if p else NEGATIVE for p in positives]
+        return self.update_preview()
+
+    def update_preview(self):
+        """Run SAM on the current prompts; the mask goes to the preview layer."""
+        layer = self.prompts_layer()
+        preview = self._labels_layer(PREVIEW, opacity=0.6)
+        if len(layer.data) == 0:
+            preview.data = np.zeros(self._shape(), np.uint8)
+            return None
+        if self.session is None or self.session.embedding is None:
+            raise InputError("compute the image embedding first (load a model)")
+        positives = np.asarray(layer.features["positive"], bool)
+        result = self.session.predict(layer.data[:, :2], positives.astype(int))
+        preview.data = result.mask.astype(np.uint8)
+        self.status.emit(f"preview: {int(result.mask.sum())} px, score {result.score:.2f}")
+        return result
+
+    def clear_prompts(self) -> None:
+        layer = self.prompts_layer()
+        layer.data = np.zeros((0, 2))
+        layer.features = {"positive": np.zeros(0, bool)}
+        preview = self._layer(PREVIEW)
+        if preview is not None:
+            preview.data = np.zeros(self._shape(), np.uint8)
+
+    def commit(self) -> int:
+        """Add the preview as a new mask (on unlabelled pixels) and clear the prompts."""
+        preview = self._layer(PREVIEW)
+        if preview is None or not np.asarray(preview.data).any():
+            raise InputError("no object to commit: click on the image first")
+        masks = self.masks_layer()
+        data = np.asarray(masks.data)
+        new_id = int(data.max(initial=0)) + 1
+        sel = (np.asarray(preview.data) > 0) & (data == 0)
+        data = data.copy()
+        data[sel] = new_id
+        masks.data = data
+        self._refresh_features()
+        self.clear_prompts()
+        self.status.emit(f"committed mask {new_id} ({int(sel.sum())} px)")
+        return new_id
+
+    # -- segment everything --------------------------------------------------------------
+    def compute_everything(self, progress=None, **options):
+        """Worker-safe: segment the whole image with the loaded SAM."""
+        self.embed(progress=progress)
+        return self.session.segment_everything(progress=progress, **options)
+
+    def compute_proposal(self, proposer: str, progress=None, **options):
+        from ..core.proposers import segment
+
+        return segment(self.image(), proposer, progress=progress, **options)
+
+    def apply_segmentation(self, seg) -> None:
+        layer = self.masks_layer()
+        layer.data = seg.labels
+        self.fixed = {}
+        self.result = self.query = None
+        self._refresh_features(seg.table)
+        self.status.emit(f"{seg.n_masks} masks")
+
+    def _refresh_features(self, table=None):
+        from ..core.masks import table_from_labels
+
+        layer = self.masks_layer()
+        if table is None:
+            table = table_from_labels(np.asarray(layer.data))
+        feats = {"index": table["id"], **table}
+        if self.result is not None and len(table["id"]):
+            lut = self.result.phase_lut()
+            ids = np.asarray(table["id"])
+            feats["phase"] = np.where(ids < len(lut), lut[np.minimum(ids, len(lut) - 1)], 0)
+        layer.features = feats
+
+    # -- phases --------------------------------------------------------------------------
+    def compute_phases(self, k=3, features="default", background="class", seed=0):
+        """Worker-safe: cluster the masks currently in the masks layer (edits included)."""
+        from ..core.phases import find_phases
+
+        layer = self._layer(MASKS)
+        if layer is None:
+            raise InputError("no masks yet: run segment everything or commit objects first")
+        labels = np.asarray(layer.data)
+        present = set(np.unique(labels).tolist())
+        fixed = {m: p for m, p in self.fixed.items() if m in present}  # edited away: dropped
+        emb = None
+        if features == "full" or "embedding" in str(features):
+            if self.session is None or self.session.embedding is None:
+                raise InputError("the 'embedding' feature needs a SAM model and embedding")
+            emb = self.session.embedding[0].float().cpu().numpy()
+        points = None
+        feats = layer.features
+        if "point_row" in feats and len(feats) == len(present - {0}):
+            order = np.argsort(np.asarray(feats["id"]))
+            points = np.stack([np.asarray(feats["point_row"])[order],
+                               np.asarray(feats["point_col"])[order]], 1)
+        return find_phases(self.image(), labels, k=k, features=features,
+                           background=background, fixed=fixed, points=points,
+                           embedding=emb, seed=seed)
+
+    def apply_phases(self, result) -> None:
+        from napari.utils.colormaps import DirectLabelColormap
+
+        from ..core.query import PhaseQuery
+        from ..core.report import phase_table_of
+
+        self.result = result
+        self.fixed = dict(result.fixed)
+        self.query = PhaseQuery.from_result(result)
+        colors = {None: (0, 0, 0, 0), 0: (0, 0, 0, 0)}
+        colors.update({p: (*phase_color(p), 1.0) for p in range(1, result.n_phases + 1)})
+        layer = self._layer(PHASES)
+        if layer is None:
+            layer = self.viewer.add_labels(result.phase_labels, name=PHASES, opacity=0.55)
+        else:
+            layer.data = result.phase_labels
+        layer.colormap = DirectLabelColormap(color_dict=colors)
+        layer.show_selected_label = False
+        self._refresh_features()
+        self.table = phase_table_of(result, self.image())
+        self.table_changed.emit(self.table)
+        self.status.emit(f"{result.n_phases} phases over {len(result.mask_ids)} masks")
+
+    # -- same-phase query and hand assignment ----------------------------------------------
+    def highlight(self, row: float, col: float):
+        """Show every mask of the clicked mask's phase, dim the rest, box them."""
+        if self.query is None:
+            raise InputError("find phases first")
+        hit = self.query(row, col)
+        self.last_query = hit
+        phases = self._layer(PHASES)
+        masks = self._layer(MASKS)
+        boxes = self._layer(BOXES)
+        if hit.is_background:
+            phases.show_selected_label = False
+            if masks is not None:
+                masks.opacity = 0.7
+            if boxes is not None:
+                boxes.data = []
+            self.status.emit(hit.describe())
+            return hit
+        phases.selected_label = hit.phase
+        phases.show_selected_label = True
+        if masks is not None:
+            masks.opacity = 0.15  # the others dimmed
+        rects = [np.array([[r0, c0], [r0, c1], [r1, c1], [r1, c0]], float)
+                 for r0, c0, r1, c1 in hit.bboxes]
+        edge = phase_color(hit.phase)
+        if boxes is None:
+            boxes = self.viewer.add_shapes(rects, shape_type="rectangle", name=BOXES,
+                                           edge_color=edge, face_color="transparent",
+                                           edge_width=max(1, self._shape()[0] // 400))
+        else:
+            boxes.data = []
+            if rects:
+                boxes.add_rectangles(rects, edge_color=edge, face_color="transparent")
+        self.status.emit(hit.describe())
+        return hit
+
+    def clear_highlight(self) -> None:
+        phases = self._layer(PHASES)
+        if phases is not None:
+            phases.show_selected_label = False
+        if (masks := self._layer(MASKS)) is not None:
+            masks.opacity = 0.7
+        if (boxes := self._layer(BOXES)) is not None:
+            boxes.data = []
+
+    def assign(self, row: float, col: float, phase: int) -> int:
+        """Put the clicked mask into ``phase`` by hand; it stays there on re-clustering."""
+        masks = self._layer(MASKS)
+        if masks is None:
+            raise InputError("no masks yet")
+        r, c = int(row), int(col)
+        mask_id = int(np.asarray(masks.data)[r, c])
+        if mask_id == 0:
+            raise InputError("background: click on a mask to assign it")
+        if phase < 1:
+            raise InputError("phase ids start at 1")
+        self.fixed[mask_id] = int(phase)
+        self.status.emit(f"mask {mask_id} -> phase {phase} (kept on re-clustering)")
+        return mask_id
+
+    def export_table(self, path: str) -> None:
+        from ..core.report import save_report
+
+        if self.table is None:
+            raise InputError("find phases first")
+        path = str(path)
+        png = path[:-4] + ".png" if path.lower().endswith(".csv") else None
+        save_report(self.table, path, png)

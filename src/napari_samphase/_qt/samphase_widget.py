@@ -1,0 +1,330 @@
+"""The dock widget: a thin Qt view over :class:`PhaseMapper` (one per widget)."""
+
+from __future__ import annotations
+
+import numpy as np
+from qtpy.QtCore import Qt
+from qtpy.QtGui import QColor
+from qtpy.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QRadioButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .._napari.controller import ModelChoice, PhaseMapper
+from ..core.device import DEVICE_CHOICES
+from ..core.errors import SamphaseError
+from ..core.features import FEATURE_SETS
+from ..core.models import MODELS
+from ..core.phases import BACKGROUND_MODES
+from .phase_chart import PhaseChart
+from .workers import Cancelled, TaskRunner
+
+WEIGHT_FREE = "superpixels (no weights)"
+MODES = ("navigate", "segment", "same phase", "assign")
+
+
+class SamphaseWidget(QWidget):
+    def __init__(self, napari_viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.mapper = PhaseMapper(napari_viewer)
+        self.runner = TaskRunner(self._error, self._set_busy)
+        self.mode = "navigate"
+        self._build()
+        self.mapper.status.connect(self.info.setText, check_nargs=False)
+        self.mapper.table_changed.connect(self._show_table)
+        self.viewer.layers.events.inserted.connect(self._refresh_layers)
+        self.viewer.layers.events.removed.connect(self._refresh_layers)
+        self.viewer.mouse_drag_callbacks.append(self._on_mouse)
+        self._refresh_layers()
+
+    # -- layout ----------------------------------------------------------------------------
+    def _build(self) -> None:
+        root = QVBoxLayout(self)
+        box = QGroupBox("Image and model")
+        form = QFormLayout(box)
+        self.image_combo = QComboBox()
+        self.image_combo.currentTextChanged.connect(self._image_changed)
+        form.addRow("image", self.image_combo)
+        self.model_combo = QComboBox()
+        self.model_combo.addItems([*MODELS, WEIGHT_FREE])
+        self.model_combo.currentTextChanged.connect(self._model_changed)
+        form.addRow("model", self.model_combo)
+        row = QHBoxLayout()
+        self.checkpoint = QLineEdit()
+        self.checkpoint.setPlaceholderText("official checkpoint (downloaded once)")
+        browse = QPushButton("…")
+        browse.clicked.connect(self._browse)
+        row.addWidget(self.checkpoint)
+        row.addWidget(browse)
+        form.addRow("checkpoint", row)
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(DEVICE_CHOICES)
+        form.addRow("device", self.device_combo)
+        row = QHBoxLayout()
+        self.download_btn = QPushButton("Download")
+        self.download_btn.clicked.connect(self.download)
+        self.load_btn = QPushButton("Load + embed")
+        self.load_btn.clicked.connect(self.load_and_embed)
+        row.addWidget(self.download_btn)
+        row.addWidget(self.load_btn)
+        form.addRow(row)
+        root.addWidget(box)
+
+        box = QGroupBox("Click mode")
+        lay = QVBoxLayout(box)
+        row = QHBoxLayout()
+        self.mode_group = QButtonGroup(self)
+        for i, name in enumerate(MODES):
+            rb = QRadioButton(name)
+            rb.setChecked(name == "navigate")
+            self.mode_group.addButton(rb, i)
+            row.addWidget(rb)
+        self.mode_group.idClicked.connect(lambda i: self.set_mode(MODES[i]))
+        lay.addLayout(row)
+        lay.addWidget(QLabel("segment: left click +, right or Shift+click −; "
+                             "Enter commits, Escape clears"))
+        row = QHBoxLayout()
+        self.commit_btn = QPushButton("Commit object")
+        self.commit_btn.clicked.connect(self.commit)
+        clear = QPushButton("Clear prompts")
+        clear.clicked.connect(self.clear_prompts)
+        self.assign_spin = QSpinBox()
+        self.assign_spin.setRange(1, 20)
+        self.assign_spin.setPrefix("assign to phase ")
+        row.addWidget(self.commit_btn)
+        row.addWidget(clear)
+        row.addWidget(self.assign_spin)
+        lay.addLayout(row)
+        root.addWidget(box)
+
+        box = QGroupBox("Segment everything")
+        row = QHBoxLayout(box)
+        self.pps = QSpinBox()
+        self.pps.setRange(4, 128)
+        self.pps.setValue(32)
+        self.pps.setPrefix("points/side ")
+        self.everything_btn = QPushButton("Segment everything")
+        self.everything_btn.clicked.connect(self.segment_everything)
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.setEnabled(False)
+        self.cancel_btn.clicked.connect(self.runner.cancel)
+        row.addWidget(self.pps)
+        row.addWidget(self.everything_btn)
+        row.addWidget(self.cancel_btn)
+        root.addWidget(box)
+
+        box = QGroupBox("Phases")
+        form = QFormLayout(box)
+        row = QHBoxLayout()
+        self.k_spin = QSpinBox()
+        self.k_spin.setRange(1, 20)
+        self.k_spin.setValue(3)
+        self.k_auto = QCheckBox("auto")
+        row.addWidget(self.k_spin)
+        row.addWidget(self.k_auto)
+        form.addRow("K", row)
+        self.features_combo = QComboBox()
+        self.features_combo.addItems(list(FEATURE_SETS))
+        self.features_combo.setCurrentText("default")
+        form.addRow("features", self.features_combo)
+        self.background_combo = QComboBox()
+        self.background_combo.addItems(BACKGROUND_MODES)
+        form.addRow("background", self.background_combo)
+        self.phases_btn = QPushButton("Find phases / re-cluster")
+        self.phases_btn.clicked.connect(self.find_phases)
+        form.addRow(self.phases_btn)
+        root.addWidget(box)
+
+        self.info = QLabel("")
+        self.info.setWordWrap(True)
+        root.addWidget(self.info)
+        self.table = QTableWidget(0, 5)
+        self.table.setHorizontalHeaderLabels(["", "phase", "area %", "count", "mean int."])
+        self.table.verticalHeader().setVisible(False)
+        root.addWidget(self.table)
+        self.chart = PhaseChart()
+        root.addWidget(self.chart)
+        export = QPushButton("Export table (CSV + chart PNG)…")
+        export.clicked.connect(self._export_dialog)
+        root.addWidget(export)
+        root.addStretch()
+        self._model_changed(self.model_combo.currentText())
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _refresh_layers(self, *_):
+        from napari.layers import Image
+
+        names = [ly.name for ly in self.viewer.layers if isinstance(ly, Image)]
+        current = self.image_combo.currentText()
+        self.image_combo.blockSignals(True)
+        self.image_combo.clear()
+        self.image_combo.addItems(names)
+        if current in names:
+            self.image_combo.setCurrentText(current)
+        self.image_combo.blockSignals(False)
+        self._image_changed(self.image_combo.currentText())
+
+    def _image_changed(self, name: str):
+        self.mapper.image_layer = self.viewer.layers.get(name, None)
+
+    def _model_changed(self, name: str):
+        from ..core.models import is_cached
+
+        sam = name != WEIGHT_FREE
+        for w in (self.checkpoint, self.device_combo, self.load_btn):
+            w.setEnabled(sam)
+        self.download_btn.setEnabled(sam and not is_cached(name))
+
+    def _browse(self):
+        path, _ = QFileDialog.getOpenFileName(self, "SAM checkpoint", "", "*.pth *.pt")
+        if path:
+            self.checkpoint.setText(path)
+
+    def choice(self) -> ModelChoice:
+        return ModelChoice(self.model_combo.currentText(), self.checkpoint.text() or None,
+                           self.device_combo.currentText())
+
+    def _error(self, exc: Exception):
+        from napari.utils.notifications import show_error, show_info
+
+        if isinstance(exc, Cancelled):
+            show_info("cancelled")
+            self.info.setText("cancelled")
+        elif isinstance(exc, (SamphaseError, ValueError, RuntimeError)):
+            show_error(str(exc))
+            self.info.setText(f"error: {exc}")
+        else:
+            show_error(f"{type(exc).__name__}: {exc}")
+            self.info.setText(f"error: {exc}")
+
+    def _set_busy(self, busy: bool):
+        self.cancel_btn.setEnabled(busy)
+        for w in (self.load_btn, self.everything_btn, self.phases_btn):
+            w.setEnabled(not busy)
+
+    def _guard(self, fn, *args):
+        try:
+            return fn(*args)
+        except SamphaseError as exc:
+            self._error(exc)
+            return None
+
+    # -- actions -----------------------------------------------------------------------------
+    def download(self):
+        from ..core.models import download
+
+        name = self.model_combo.currentText()
+        self.runner.run(lambda p: download(name, progress=p),
+                        lambda path: (self.info.setText(f"{name}: {path}"),
+                                      self._model_changed(name)), f"downloading {name}")
+
+    def load_and_embed(self):
+        choice = self.choice()
+
+        def work(progress):
+            self.mapper.load_model(choice, progress=progress)
+            return self.mapper.embed(progress=progress)
+
+        return self.runner.run(work, lambda s: self.info.setText(
+            f"{choice.model}: embedding ready ({s.device})"), "image embedding")
+
+    def segment_everything(self):
+        name = self.model_combo.currentText()
+        if name == WEIGHT_FREE:
+            return self.runner.run(lambda p: self.mapper.compute_proposal("superpixels", p),
+                                   self.mapper.apply_segmentation, "superpixels")
+        choice = self.choice()
+        pps = self.pps.value()
+
+        def work(progress):
+            self.mapper.load_model(choice, progress=progress)
+            return self.mapper.compute_everything(progress=progress, points_per_side=pps)
+
+        return self.runner.run(work, self.mapper.apply_segmentation, "segment everything")
+
+    def find_phases(self):
+        k = "auto" if self.k_auto.isChecked() else self.k_spin.value()
+        feats, bg = self.features_combo.currentText(), self.background_combo.currentText()
+        return self.runner.run(
+            lambda p: self.mapper.compute_phases(k, feats, bg), self.mapper.apply_phases,
+            "find phases")
+
+    def commit(self):
+        self._guard(self.mapper.commit)
+
+    def clear_prompts(self):
+        self._guard(self.mapper.clear_prompts)
+
+    def set_mode(self, mode: str):
+        self.mode = mode
+        self.mode_group.button(MODES.index(mode)).setChecked(True)
+        if mode == "segment":
+            layer = self._guard(self.mapper.prompts_layer)
+            if layer is not None:
+                layer.bind_key("Enter", lambda _: self.commit(), overwrite=True)
+                layer.bind_key("Escape", lambda _: self.clear_prompts(), overwrite=True)
+                self.viewer.layers.selection.active = layer
+        elif mode == "navigate":
+            self.mapper.clear_highlight()
+
+    def click(self, row: float, col: float, negative: bool = False):
+        """What a click at image pixel (row, col) does in the current mode."""
+        if self.mode == "segment":
+            return self._guard(self.mapper.add_prompt, row, col, not negative)
+        if self.mode == "same phase":
+            return self._guard(self.mapper.highlight, row, col)
+        if self.mode == "assign":
+            return self._guard(self.mapper.assign, row, col, self.assign_spin.value())
+        return None
+
+    def _on_mouse(self, viewer, event):
+        if self.mode == "navigate" or self.mapper.image_layer is None:
+            return
+        start = np.asarray(event.position)
+        yield
+        moved = False
+        while event.type == "mouse_move":
+            moved = moved or np.abs(np.asarray(event.position) - start).max() > 2
+            yield
+        if moved:  # a drag pans the view; only a click acts
+            return
+        row, col = self.mapper.image_layer.world_to_data(start)[-2:]
+        negative = event.button == 2 or "Shift" in event.modifiers
+        self.click(row, col, negative)
+
+    def _show_table(self, table):
+        n = len(table["phase"])
+        self.table.setRowCount(n)
+        for i in range(n):
+            swatch = QTableWidgetItem("")
+            swatch.setBackground(QColor(table["color"][i]))
+            cells = [swatch, QTableWidgetItem("background" if table["phase"][i] == 0
+                                              else str(table["phase"][i])),
+                     QTableWidgetItem(f"{table['area_fraction'][i]:.2f}"),
+                     QTableWidgetItem(str(table["count"][i])),
+                     QTableWidgetItem(f"{table['mean_intensity'][i]:.3f}")]
+            for j, item in enumerate(cells):
+                item.setFlags(item.flags() & ~Qt.ItemIsEditable)
+                self.table.setItem(i, j, item)
+        self.table.resizeColumnsToContents()
+        self.chart.set_table(table)
+
+    def _export_dialog(self):
+        path, _ = QFileDialog.getSaveFileName(self, "Export phase table", "phases.csv", "*.csv")
+        if path:
+            self._guard(self.mapper.export_table, path)

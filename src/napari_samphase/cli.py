@@ -1,0 +1,161 @@
+"""``samphase`` command line: a thin shell over napari_samphase.core.
+
+    samphase demo --out DIR
+    samphase segment IMAGE... --out DIR [--model vit_b] [--proposer sam|superpixels]
+                     [--phases K|auto] ...
+    samphase download --model vit_b
+    samphase evaluate --pred DIR --truth DIR [--semantic|--instance] [--out FILE]
+    samphase sample OUT.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .core.errors import SamphaseError
+from .core.progress import Cancelled
+
+
+class TqdmProgress:
+    """A ``(done, total, message)`` callback drawing one tqdm bar per message."""
+
+    def __init__(self, desc: str = "", disable: bool = False) -> None:
+        self.desc, self.disable, self.bar, self.msg = desc, disable, None, None
+
+    def __call__(self, done: int, total: int, message: str = "") -> None:
+        from tqdm import tqdm
+
+        msg = message.split(" (")[0] if message else self.desc
+        if self.bar is None or msg != self.msg or total != self.bar.total:
+            self.close()
+            self.bar = tqdm(total=total, desc=f"{self.desc}{msg}", leave=False,
+                            disable=self.disable, file=sys.stderr)
+            self.msg = msg
+        self.bar.n = done
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _add_phase_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--phases", default=None, metavar="K|auto",
+                   help="also group masks into K phases (or 'auto'); writes phase outputs")
+    p.add_argument("--features", default="default",
+                   help="feature set: default, intensity, prompt_color, full, or a+b+c")
+    p.add_argument("--background", default="class", choices=["class", "ignore", "masks"],
+                   help="pixels in no mask: own class counted in K (default), not counted, "
+                        "or clustered as masks")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _add_proposer_args(p: argparse.ArgumentParser) -> None:
+    from .core.device import DEVICE_CHOICES
+    from .core.models import MODELS
+
+    p.add_argument("--proposer", default="sam", choices=["sam", "superpixels"])
+    p.add_argument("--model", default="vit_b", choices=list(MODELS))
+    p.add_argument("--checkpoint", default=None,
+                   help="SAM checkpoint file (else cached/downloaded)")
+    p.add_argument("--device", default="auto", choices=list(DEVICE_CHOICES))
+    p.add_argument("--points-per-side", type=int, default=32)
+    p.add_argument("--pred-iou-thresh", type=float, default=0.88)
+    p.add_argument("--stability-thresh", type=float, default=0.95)
+    p.add_argument("--min-area", type=int, default=0)
+    p.add_argument("--no-download", action="store_true",
+                   help="fail instead of downloading a missing checkpoint")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="samphase", description="Material phases of micrographs with Segment Anything.")
+    parser.add_argument("--version", action="version", version=f"samphase {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("segment", help="segment images into masks (and phases)")
+    p.add_argument("images", nargs="+", type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    _add_proposer_args(p)
+    _add_phase_args(p)
+
+    p = sub.add_parser("demo", help="segment the synthetic sample micrograph (no download)")
+    p.add_argument("--out", type=Path, default=Path("samphase_demo"))
+    p.add_argument("--phases", default="4", metavar="K|auto")
+    p.add_argument("--points-per-side", type=int, default=24)
+
+    p = sub.add_parser("download", help="download and verify a SAM checkpoint")
+    p.add_argument("--model", default="vit_b")
+
+    p = sub.add_parser("sample", help="write the synthetic sample micrograph")
+    p.add_argument("out", type=Path)
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("evaluate", help="compare predictions with ground truth")
+    p.add_argument("--pred", required=True, type=Path)
+    p.add_argument("--truth", required=True, type=Path)
+    kind = p.add_mutually_exclusive_group()
+    kind.add_argument("--semantic", action="store_const", dest="kind", const="semantic")
+    kind.add_argument("--instance", action="store_const", dest="kind", const="instance")
+    p.add_argument("--out", type=Path, default=None, help="CSV file (default: PRED/evaluation.csv)")
+    p.set_defaults(kind="semantic")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        from .cli_commands import COMMANDS
+
+        return COMMANDS[args.command](args) or 0
+    except (SamphaseError, Cancelled) as exc:
+        print(f"samphase: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("samphase: interrupted", file=sys.stderr)
+        return 130
+
+
+def staged_output(out: Path):
+    """A temporary folder inside ``out``'s parent; files are moved into ``out`` only
+    when every image succeeded, so bad input leaves no partial output behind."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.")
+
+
+def commit_output(tmp: Path, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for f in sorted(Path(tmp).iterdir()):
+        shutil.move(str(f), out / f.name)
+
+
+def parse_k(value: str | None):
+    if value is None:
+        return None
+    if value == "auto":
+        return "auto"
+    try:
+        k = int(value)
+    except ValueError:
+        raise SamphaseError(f"--phases takes a whole number or 'auto', not {value!r}") from None
+    if k < 1:
+        raise SamphaseError("--phases must be at least 1")
+    return k
+
+
+def as_uint8_labels(labels: np.ndarray) -> np.ndarray:
+    return labels.astype(np.uint8 if labels.max(initial=0) < 256 else np.uint16)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

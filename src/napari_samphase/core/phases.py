@@ -1,0 +1,222 @@
+"""Grouping masks into material phases: k-means over per-mask features, K given or
+chosen by silhouette, background handling, and few-click steering.
+
+Phase ids: 0 = background (pixels in no mask); masks get 1..n_phases.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import InputError
+from .features import compute_features, standardize
+from .image import check_image
+from .masks import check_labels
+
+BACKGROUND_MODES = ("class", "ignore", "masks")
+
+
+@dataclass
+class PhaseModel:
+    """Fitted standardisation and centres: assigns new masks to phases."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    centers: np.ndarray  # n_phases x F, standardised space; row i = phase phase_ids[i]
+    phase_ids: np.ndarray
+    features: object
+    groups: np.ndarray
+
+    def assign(self, raw: np.ndarray) -> np.ndarray:
+        z, _, _ = standardize(raw, self.groups, self.mean, self.scale)
+        d = ((z[:, None, :] - self.centers[None]) ** 2).sum(-1)
+        return self.phase_ids[np.argmin(d, 1)]
+
+
+@dataclass
+class PhaseResult:
+    mask_ids: np.ndarray  # n
+    phase_of_mask: np.ndarray  # n, values in 1..n_phases
+    phase_labels: np.ndarray  # H x W, 0 = background
+    labels: np.ndarray  # H x W instance labels used (background masks added in "masks" mode)
+    features: np.ndarray  # n x F raw
+    feature_names: list[str]
+    model: PhaseModel
+    k: int  # number of phases including background when it counts
+    background: str
+    fixed: dict[int, int] = field(default_factory=dict)  # mask id -> phase, kept on re-runs
+    silhouette: dict[int, float] = field(default_factory=dict)  # K -> score (auto K)
+
+    @property
+    def n_phases(self) -> int:
+        return int(self.phase_of_mask.max(initial=0))
+
+    def phase_lut(self) -> np.ndarray:
+        lut = np.zeros(int(self.labels.max(initial=0)) + 1, np.int64)
+        lut[self.mask_ids] = self.phase_of_mask
+        return lut
+
+
+def _kmeans(z: np.ndarray, k: int, seed: int):
+    from sklearn.cluster import KMeans
+
+    km = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(z)
+    return km.labels_, km.cluster_centers_
+
+
+def _seeded_kmeans(z, k, fixed_idx, fixed_cls, seed, iters=100):
+    """Lloyd's k-means whose fixed points never change cluster; clusters with examples
+    start at their examples' mean, the rest by k-means++ on the remaining points."""
+    from sklearn.cluster import kmeans_plusplus
+
+    centers = np.zeros((k, z.shape[1]))
+    seeded = np.unique(fixed_cls)
+    for c in seeded:
+        centers[c] = z[fixed_idx[fixed_cls == c]].mean(0)
+    free = [c for c in range(k) if c not in set(seeded.tolist())]
+    if free:
+        # Spread the free centres over points far from the seeded ones.
+        if len(seeded):
+            d = ((z[:, None] - centers[seeded][None]) ** 2).sum(-1).min(1)
+            pool = z[np.argsort(d)[len(z) // 2 :]] if len(z) >= 2 * len(free) else z
+        else:
+            pool = z
+        init, _ = kmeans_plusplus(pool, len(free), random_state=seed)
+        centers[free] = init
+    lab = np.zeros(len(z), int)
+    for _ in range(iters):
+        d = ((z[:, None] - centers[None]) ** 2).sum(-1)
+        new = np.argmin(d, 1)
+        new[fixed_idx] = fixed_cls
+        if np.array_equal(new, lab) and _ > 0:
+            break
+        lab = new
+        for c in range(k):
+            if (lab == c).any():
+                centers[c] = z[lab == c].mean(0)
+    return lab, centers
+
+
+def choose_k(z: np.ndarray, k_range=(2, 8), seed: int = 0) -> tuple[int, dict[int, float]]:
+    """K with the best silhouette (sampled to 3,000 masks for speed)."""
+    from sklearn.metrics import silhouette_score
+
+    lo, hi = k_range
+    hi = min(hi, len(z) - 1)
+    if hi < lo:
+        raise InputError(f"too few masks ({len(z)}) to choose K automatically")
+    scores = {}
+    for k in range(lo, hi + 1):
+        lab, _ = _kmeans(z, k, seed)
+        if len(np.unique(lab)) < 2:
+            continue
+        scores[k] = float(silhouette_score(z, lab, sample_size=min(len(z), 3000),
+                                           random_state=seed))
+    best = max(scores, key=scores.get) if scores else lo
+    return best, scores
+
+
+def _background_masks(labels: np.ndarray) -> np.ndarray:
+    """Connected background regions become masks with new ids (``background="masks"``)."""
+    from skimage.measure import label as cc
+
+    bg = cc(labels == 0, connectivity=1)
+    out = labels.astype(np.int64, copy=True)
+    sel = bg > 0
+    out[sel] = bg[sel] + int(labels.max(initial=0))
+    return out
+
+
+def find_phases(
+    image: np.ndarray,
+    labels: np.ndarray,
+    k: int | str = 3,
+    features="default",
+    background: str = "class",
+    examples: dict[int, int] | None = None,
+    fixed: dict[int, int] | None = None,
+    k_range: tuple[int, int] = (2, 8),
+    points: np.ndarray | None = None,
+    embedding: np.ndarray | None = None,
+    seed: int = 0,
+) -> PhaseResult:
+    """Group the masks of ``labels`` into phases.
+
+    k: number of phases, or "auto" (silhouette over ``k_range``). With
+    ``background="class"`` (the method's convention) pixels in no mask are phase 0
+    and count in K; "ignore" does not count them; "masks" turns background regions
+    into masks that are clustered like the others.
+    examples / fixed: mask id -> phase id (1-based). Examples steer the centres;
+    both are kept in their phase, and ``fixed`` is carried into the result so a
+    re-clustering keeps hand-made assignments.
+    points: prompt point (row, col) per mask id in sorted order, for "prompt_color".
+    """
+    image = check_image(image)
+    labels = check_labels(labels, image.shape)
+    if background not in BACKGROUND_MODES:
+        raise InputError(f"background must be one of {', '.join(BACKGROUND_MODES)}")
+    if background == "masks" and (labels == 0).any():
+        labels = _background_masks(labels)
+    ids = np.unique(labels)
+    ids = ids[ids > 0]
+    if len(ids) == 0:
+        raise InputError("the label image has no masks: nothing to group into phases")
+    has_bg = bool((labels == 0).any())
+    pinned = {int(m): int(p) for m, p in {**(examples or {}), **(fixed or {})}.items()}
+    bad = [m for m in pinned if m not in set(ids.tolist())]
+    if bad:
+        raise InputError(f"mask id(s) {bad} are not in the label image")
+    if any(p < 1 for p in pinned.values()):
+        raise InputError("phase ids of examples start at 1 (0 is the background)")
+    raw, names, groups = compute_features(image, labels, ids, features, points, embedding)
+    z, mean, scale = standardize(raw, groups)
+    silhouette = {}
+    counts_bg = background == "class" and has_bg
+    if isinstance(k, str):
+        if k != "auto":
+            raise InputError(f"K must be a whole number or 'auto', got {k!r}")
+        k_masks, silhouette = choose_k(z, k_range, seed)
+        k_masks = max(k_masks, max(pinned.values(), default=0))
+        k_total = k_masks + counts_bg
+    else:
+        k_total = int(k)
+        k_masks = k_total - counts_bg
+        if k_masks < 1:
+            raise InputError(f"K={k} leaves no phase for the masks (background counts in K)")
+        if k_masks > len(ids):
+            raise InputError(f"K={k} is larger than the number of masks ({len(ids)})")
+        if pinned and max(pinned.values()) > k_masks:
+            raise InputError(f"an example names phase {max(pinned.values())} but K gives only "
+                             f"{k_masks} mask phases")
+    if pinned:
+        index = {int(m): j for j, m in enumerate(ids)}
+        fidx = np.array([index[m] for m in pinned], int)
+        fcls = np.array(list(pinned.values()), int) - 1
+        lab, centers = _seeded_kmeans(z, k_masks, fidx, fcls, seed)
+        order = np.arange(k_masks)  # user-visible ids stay what the user chose
+        seeded = set(fcls.tolist())
+        free = [c for c in range(k_masks) if c not in seeded]
+        if free:  # unseeded clusters: ids by mean intensity, after the seeded ones
+            bright = [raw[lab == c, 0].mean() if (lab == c).any() else np.inf for c in free]
+            order[np.array(free)[np.argsort(bright)]] = sorted(free)
+    else:
+        lab, centers = _kmeans(z, k_masks, seed)
+        # Deterministic, meaningful ids: phase 1 is the darkest (first feature column).
+        bright = [raw[lab == c, 0].mean() for c in range(k_masks)]
+        order = np.empty(k_masks, int)
+        order[np.argsort(bright)] = np.arange(k_masks)
+    phase = order[lab] + 1
+    centers_sorted = np.zeros_like(centers)
+    centers_sorted[order] = centers
+    model = PhaseModel(mean, scale, centers_sorted, np.arange(1, k_masks + 1), features, groups)
+    lut = np.zeros(int(labels.max()) + 1, np.int64)
+    lut[ids] = phase
+    dtype = np.uint8 if k_masks < 255 else np.uint16
+    return PhaseResult(
+        mask_ids=ids, phase_of_mask=phase, phase_labels=lut[labels].astype(dtype),
+        labels=labels, features=raw, feature_names=names, model=model,
+        k=k_masks + counts_bg, background=background,
+        fixed=dict(fixed or {}), silhouette=silhouette,
+    )

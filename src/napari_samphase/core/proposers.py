@@ -1,0 +1,135 @@
+"""Mask proposers behind one interface, chosen by name (registry, no if/else chain).
+
+``sam`` needs a SAM checkpoint; ``superpixels`` needs no weights and no GPU. The
+SAM path never falls back to the weight-free one silently: the user picks it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from .image import check_image, to_gray_float
+from .masks import Segmentation, table_from_labels
+from .progress import ProgressCallback, report
+
+
+class Proposer(Protocol):
+    name: str
+
+    def propose(self, image: np.ndarray, progress: ProgressCallback | None = None
+                ) -> Segmentation: ...
+
+
+@dataclass
+class SamProposer:
+    """Segment everything with SAM (fast generator, one embedding per image)."""
+
+    model: str = "vit_b"
+    checkpoint: str | None = None
+    device: str = "auto"
+    points_per_side: int = 32
+    pred_iou_thresh: float = 0.88
+    stability_thresh: float = 0.95
+    box_nms_thresh: float = 0.7
+    min_area: int = 0
+    skip_covered: bool = False
+    fetch: bool = True
+    session: object | None = field(default=None, repr=False)
+    name: str = "sam"
+
+    def get_session(self, progress: ProgressCallback | None = None):
+        if self.session is None:
+            from .session import SamSession
+
+            self.session = SamSession.from_name(
+                self.model, self.checkpoint, self.device, fetch=self.fetch, progress=progress
+            )
+        return self.session
+
+    def propose(self, image, progress=None) -> Segmentation:
+        session = self.get_session()
+        session.set_image(check_image(image), progress=_stage(progress, "embedding", 0, 0.3))
+        return session.segment_everything(
+            points_per_side=self.points_per_side,
+            pred_iou_thresh=self.pred_iou_thresh,
+            stability_thresh=self.stability_thresh,
+            box_nms_thresh=self.box_nms_thresh,
+            min_area=self.min_area,
+            skip_covered=self.skip_covered,
+            progress=_stage(progress, "segment everything", 0.3, 1.0),
+        )
+
+
+@dataclass
+class SuperpixelProposer:
+    """Weight-free masks: SLIC superpixels, adjacent ones merged when their mean
+    intensities differ by less than ``merge_thresh`` (region adjacency graph)."""
+
+    n_segments: int | None = None  # default: one per ~150 pixels
+    compactness: float = 0.05
+    sigma: float = 1.0
+    merge_thresh: float = 0.04
+    min_area: int = 0
+    name: str = "superpixels"
+
+    def propose(self, image, progress=None) -> Segmentation:
+        from skimage import graph, segmentation
+
+        gray = to_gray_float(check_image(image))
+        report(progress, 0, 3, "superpixels")
+        n = self.n_segments or max(64, gray.size // 150)
+        sp = segmentation.slic(gray, n_segments=n, compactness=self.compactness,
+                               sigma=self.sigma, channel_axis=None, start_label=1)
+        report(progress, 1, 3, "merging similar neighbours")
+        if self.merge_thresh > 0:
+            rag = graph.rag_mean_color(np.repeat(gray[..., None], 3, 2), sp, mode="distance")
+            sp = graph.cut_threshold(sp, rag, self.merge_thresh * np.sqrt(3), in_place=True)
+            sp = segmentation.relabel_sequential(sp + 1)[0]
+        if self.min_area > 0:
+            from skimage.morphology import remove_small_objects
+
+            sp = segmentation.relabel_sequential(
+                remove_small_objects(sp, max_size=self.min_area - 1)
+            )[0]
+        report(progress, 3, 3, "superpixels")
+        labels = sp.astype(np.uint32)
+        return Segmentation(labels, table_from_labels(labels), self.name)
+
+
+PROPOSERS: dict[str, type] = {"sam": SamProposer, "superpixels": SuperpixelProposer}
+
+
+def make_proposer(name: str, **options) -> Proposer:
+    from .errors import InputError
+
+    try:
+        cls = PROPOSERS[name]
+    except KeyError:
+        raise InputError(f"unknown proposer {name!r} (choose from {', '.join(PROPOSERS)})"
+                         ) from None
+    fields = cls.__dataclass_fields__
+    unknown = set(options) - set(fields)
+    if unknown:
+        raise InputError(f"proposer {name!r} has no option(s) {', '.join(sorted(unknown))}")
+    return cls(**options)
+
+
+def segment(image, proposer: str = "sam", progress: ProgressCallback | None = None,
+            **options) -> Segmentation:
+    """Instance masks of ``image`` from the named proposer."""
+    return make_proposer(proposer, **options).propose(image, progress=progress)
+
+
+def _stage(progress, message, lo, hi):
+    """Map a sub-step's (done, total) onto [lo, hi] of an overall 0..1000 scale."""
+    if progress is None:
+        return None
+
+    def cb(done, total, msg=""):
+        frac = lo + (hi - lo) * (done / max(total, 1))
+        progress(int(1000 * frac), 1000, msg or message)
+
+    return cb

@@ -1,0 +1,146 @@
+"""One image + one SAM model: the embedding is computed once and reused by
+point prompts and by segment-everything."""
+
+from __future__ import annotations
+
+import hashlib
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import InputError
+from .image import to_rgb_uint8
+from .progress import Cancelled, ProgressCallback, report
+
+
+@dataclass
+class PromptResult:
+    mask: np.ndarray  # H x W bool
+    score: float  # predicted IoU of the returned mask
+    index: int  # which decoder output was chosen (0 = single-mask output)
+
+
+def image_key(image: np.ndarray) -> str:
+    digest = hashlib.blake2b(np.ascontiguousarray(image).view(np.uint8), digest_size=16)
+    return f"{image.shape}{image.dtype}{digest.hexdigest()}"
+
+
+class SamSession:
+    """Holds a SAM model, the current image and its embedding.
+
+    Points are (row, col) in image pixels, as napari and numpy index them.
+    """
+
+    def __init__(self, sam, name: str = "custom") -> None:
+        import torch
+        from segment_anything.utils.transforms import ResizeLongestSide
+
+        from .fast_decoder import FastDecoder
+
+        self.sam = sam.eval()
+        self.name = name
+        self.device = next(sam.parameters()).device
+        self.img_size = sam.image_encoder.img_size
+        self.transform = ResizeLongestSide(self.img_size)
+        self.decoder = FastDecoder(sam)
+        self._torch = torch
+        self.key: str | None = None
+        self.image: np.ndarray | None = None
+        self.embedding = None
+
+    @classmethod
+    def from_name(cls, name: str = "vit_b", checkpoint=None, device="auto", fetch=True,
+                  progress: ProgressCallback | None = None) -> SamSession:
+        from .models import load_sam
+
+        return cls(load_sam(name, checkpoint, device=device, fetch=fetch, progress=progress), name)
+
+    # -- embedding ---------------------------------------------------------------------
+    def set_image(self, image: np.ndarray, progress: ProgressCallback | None = None) -> None:
+        """Compute the image embedding (skipped when this exact image is already set)."""
+        rgb = to_rgb_uint8(image)
+        key = image_key(rgb)
+        if key == self.key:
+            return
+        torch = self._torch
+        resized = self.transform.apply_image(rgb)
+        x = torch.as_tensor(resized, device=self.device).permute(2, 0, 1)[None].float()
+        x = self.sam.preprocess(x)
+        blocks = self.sam.image_encoder.blocks
+        handles = []
+        if progress is not None:  # per-block progress; a callback may cancel between blocks
+            for i, block in enumerate(blocks):
+                handles.append(block.register_forward_hook(
+                    lambda *_, i=i: report(progress, i + 1, len(blocks), "image embedding")
+                ))
+        autocast = (
+            torch.autocast("cuda", dtype=torch.bfloat16)
+            if self.device.type == "cuda" else nullcontext()
+        )
+        try:
+            with torch.inference_mode(), autocast:
+                emb = self.sam.image_encoder(x).float()
+        finally:
+            for h in handles:
+                h.remove()
+        self.original_size = rgb.shape[:2]
+        self.input_size = resized.shape[:2]
+        self.decoder.prepare(emb)
+        self.embedding, self.image, self.key = emb, rgb, key
+
+    def _require_image(self) -> None:
+        if self.embedding is None:
+            raise InputError("no image set: call set_image() first")
+
+    def to_model_coords(self, points_rc: np.ndarray) -> np.ndarray:
+        """(row, col) image pixels -> SAM's (x, y) input coordinates (pixel centres)."""
+        xy = np.asarray(points_rc, np.float64)[..., ::-1] + 0.5
+        return self.transform.apply_coords(xy, self.original_size)
+
+    # -- point prompts -----------------------------------------------------------------
+    def predict(self, points, labels=None) -> PromptResult:
+        """Positive (label 1) and negative (label 0) clicks -> one mask and its score.
+
+        One click: the best of SAM's three outputs; several: the single-mask output.
+        """
+        self._require_image()
+        torch = self._torch
+        pts = np.asarray(points, np.float64).reshape(-1, 2)
+        if len(pts) == 0:
+            raise InputError("at least one point is needed")
+        lab = np.ones(len(pts), int) if labels is None else np.asarray(labels, int).ravel()
+        if len(lab) != len(pts):
+            raise InputError("one label per point is needed")
+        h, w = self.original_size
+        if (pts < 0).any() or (pts[:, 0] >= h).any() or (pts[:, 1] >= w).any():
+            raise InputError("a point lies outside the image")
+        coords = self.to_model_coords(pts)
+        sparse = self.decoder.sparse(
+            torch.as_tensor(coords[None], dtype=torch.float32, device=self.device),
+            torch.as_tensor(lab[None], dtype=torch.int64, device=self.device),
+        )
+        iou, hyper, keys = self.decoder.transformer(sparse)
+        iou = iou[0].float().cpu().numpy()
+        idx = int(np.argmax(iou[1:]) + 1) if len(pts) == 1 else 0
+        low = self.decoder.upscale(keys, hyper[:, idx : idx + 1])
+        mask = self.upsample(low)[0, 0] > self.sam.mask_threshold
+        return PromptResult(mask.cpu().numpy(), float(iou[idx]), idx)
+
+    def upsample(self, low):
+        from .fast_decoder import upsample_logits
+
+        return upsample_logits(low, self.input_size, self.original_size, self.img_size)
+
+    # -- segment everything ------------------------------------------------------------
+    def segment_everything(self, image=None, progress: ProgressCallback | None = None, **kw):
+        """Whole-image instance masks; see :func:`everything.segment_everything`."""
+        from .everything import segment_everything
+
+        if image is not None:
+            self.set_image(image, progress=progress)
+        self._require_image()
+        return segment_everything(self, progress=progress, **kw)
+
+
+__all__ = ["SamSession", "PromptResult", "Cancelled"]

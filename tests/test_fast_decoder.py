@@ -1,0 +1,82 @@
+"""The fast decoder equals segment-anything's own decoder (random weights suffice:
+the rewrite is exact algebra, whatever the weight values)."""
+
+import numpy as np
+import pytest
+import torch
+
+from napari_samphase.core.models import build_demo_sam
+from napari_samphase.core.session import SamSession
+
+
+@pytest.fixture(scope="module")
+def random_session(micrograph):
+    torch.manual_seed(0)
+    session = SamSession(build_demo_sam())
+    session.set_image(micrograph.image)
+    return session
+
+
+def _stock(session, coords, labels, multimask=True):
+    from segment_anything import SamPredictor
+
+    pred = SamPredictor(session.sam)
+    pred.set_image(session.image)
+    with torch.inference_mode():
+        return pred.predict_torch(coords, labels, multimask_output=multimask, return_logits=True)
+
+
+@pytest.mark.parametrize("n_points", [1, 3])
+def test_transformer_and_upscaling_match_stock(random_session, n_points):
+    s = random_session
+    rng = np.random.default_rng(n_points)
+    pts = rng.uniform(0, 250, size=(5, n_points, 2))
+    labels = torch.as_tensor(rng.integers(0, 2, size=(5, n_points)))
+    coords = torch.as_tensor(s.to_model_coords(pts), dtype=torch.float32)
+    _, iou_ref, low_ref = _stock(s, coords, labels)
+    iou, hyper, keys = s.decoder.transformer(s.decoder.sparse(coords, labels))
+    low = s.decoder.upscale(keys, hyper[:, 1:])
+    assert torch.allclose(iou[:, 1:], iou_ref, atol=1e-5)
+    assert torch.allclose(low, low_ref, atol=1e-4 * float(low_ref.abs().max()) + 1e-6)
+
+
+def test_embedding_is_computed_once_per_image(random_session, micrograph, monkeypatch):
+    s = random_session
+    calls = []
+    monkeypatch.setattr(s.sam.image_encoder, "forward",
+                        lambda *a, **k: calls.append(1) or None)
+    s.set_image(micrograph.image)  # same image: cached
+    s.set_image(micrograph.image.copy())  # equal content: still cached
+    assert calls == []
+
+
+def test_embedding_progress_can_cancel(micrograph):
+    from napari_samphase.core.progress import Cancelled, CancelToken, with_cancel
+
+    s = SamSession(build_demo_sam())
+    token = CancelToken()
+    seen = []
+
+    def progress(done, total, msg):
+        seen.append(done)
+        if done == 2:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        s.set_image(micrograph.image, progress=with_cancel(progress, token))
+    assert seen == [1, 2]
+    assert s.embedding is None  # a cancelled embedding is not kept
+
+
+def test_predict_rejects_bad_points(random_session):
+    from napari_samphase.core.errors import InputError
+
+    with pytest.raises(InputError, match="outside"):
+        random_session.predict([[1000, 5]])
+    with pytest.raises(InputError, match="at least one"):
+        random_session.predict(np.zeros((0, 2)))
+    with pytest.raises(InputError, match="one label per point"):
+        random_session.predict([[5, 5]], [1, 0])
+    fresh = SamSession(random_session.sam)
+    with pytest.raises(InputError, match="no image"):
+        fresh.predict([[5, 5]])

@@ -1,0 +1,124 @@
+"""The plugin in a real napari viewer (Qt, under Xvfb in CI), driven as a user would."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture()
+def widget(make_napari_viewer, qtbot):
+    from napari_samphase._qt.samphase_widget import SamphaseWidget
+
+    viewer = make_napari_viewer()
+    w = SamphaseWidget(viewer)
+    qtbot.addWidget(w)
+    return viewer, w
+
+
+def _wait(qtbot, w, timeout=120_000):
+    qtbot.waitUntil(lambda: not w.runner.busy, timeout=timeout)
+
+
+def test_manifest_validates_and_every_python_name_imports():
+    from importlib import import_module
+
+    import npe2
+
+    pm = npe2.PluginManifest.from_distribution("napari-samphase")
+    pm.validate_imports()
+    for cmd in pm.contributions.commands:
+        module, attr = cmd.python_name.split(":")
+        assert callable(getattr(import_module(module), attr))
+
+
+def test_sample_data_and_writers(tmp_path):
+    from napari_samphase._napari.sample_data import coins, synthetic_micrograph
+    from napari_samphase._napari.writers import write_features_csv, write_labels_tiff
+
+    (img, meta, kind), (phases, _, lkind) = synthetic_micrograph()
+    assert kind == "image" and lkind == "labels" and img.shape == phases.shape
+    assert coins()[0][0].ndim == 2
+    labels = np.zeros((20, 20), np.uint32)
+    labels[2:5, 2:5] = 3
+    out = write_labels_tiff(str(tmp_path / "l.tif"), labels, {})
+    import tifffile
+
+    assert (tifffile.imread(out[0]) == labels).all()
+    out = write_features_csv(str(tmp_path / "t.csv"), labels, {"features": None})
+    with open(out[0]) as fh:
+        assert fh.read().splitlines()[1].startswith("3,9,")
+
+
+def test_full_run_weight_free(widget, qtbot, tmp_path):
+    """Sample image -> superpixels -> phases -> same-phase click -> edit -> re-cluster."""
+    from napari_samphase._napari.controller import BOXES, MASKS, PHASES
+    from napari_samphase._napari.sample_data import synthetic_micrograph
+
+    viewer, w = widget
+    data, meta, _ = synthetic_micrograph()[0]
+    viewer.add_image(data, **meta)
+    assert w.image_combo.currentText() == "synthetic micrograph"
+    w.model_combo.setCurrentText("superpixels (no weights)")
+    w.segment_everything()
+    _wait(qtbot, w)
+    masks = viewer.layers[MASKS]
+    assert masks.data.max() > 50
+    assert "area" in masks.features
+    assert len(masks.features) == len(np.unique(masks.data[masks.data > 0]))
+
+    w.k_spin.setValue(4)
+    w.background_combo.setCurrentText("ignore")
+    w.find_phases()
+    _wait(qtbot, w)
+    phases = viewer.layers[PHASES]
+    assert phases.data.max() == 4
+    assert "phase" in masks.features
+    assert w.table.rowCount() == 4
+
+    # click a component: the highlight equals the core same-phase query
+    w.set_mode("same phase")
+    rows, cols = np.nonzero(masks.data == masks.data[100, 100])
+    hit = w.click(rows[0], cols[0])
+    expected = w.mapper.query(rows[0], cols[0])
+    assert hit.phase == expected.phase and set(hit.mask_ids) == set(expected.mask_ids)
+    assert phases.show_selected_label and phases.selected_label == hit.phase
+    assert len(viewer.layers[BOXES].data) == len(hit.mask_ids)
+    same = set(np.unique(masks.data[phases.data == hit.phase]))
+    assert same == set(hit.mask_ids.tolist())
+
+    # hand assignment sticks through re-clustering
+    w.set_mode("assign")
+    w.assign_spin.setValue(1 if hit.phase != 1 else 2)
+    target = w.assign_spin.value()
+    w.click(rows[0], cols[0])
+    # proofreading: paint one mask id over another (merge) with napari's own edit
+    clicked = masks.data[rows[0], cols[0]]
+    a, b = [i for i in np.unique(masks.data) if i not in (0, clicked)][:2]
+    edited = masks.data.copy()
+    edited[edited == b] = a
+    masks.data = edited
+    w.find_phases()
+    _wait(qtbot, w)
+    assert phases.data[rows[0], cols[0]] == target
+    assert b not in set(np.unique(masks.data))
+
+    out = tmp_path / "phases.csv"
+    w.mapper.export_table(str(out))
+    lines = out.read_text().splitlines()
+    assert lines[0] == "phase,color,area_fraction,count,mean_intensity"
+    assert len(lines) == 1 + w.table.rowCount()
+    assert (tmp_path / "phases.png").is_file()
+
+    w.set_mode("same phase")
+    bg = w.click(-5, -5)
+    assert bg.is_background and "background" in w.info.text()
+
+
+def test_errors_become_notifications_not_tracebacks(widget, qtbot):
+    viewer, w = widget
+    w.model_combo.setCurrentText("vit_b")
+    w.find_phases()  # no image, no masks
+    _wait(qtbot, w)
+    assert "error" in w.info.text()
