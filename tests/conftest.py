@@ -4,8 +4,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-DATA = Path(os.environ.get("SAMPHASE_DATA", Path(__file__).resolve().parents[1] / ".." / "shared"
-                                                 / "data")).resolve()
+DATA = Path(
+    os.environ.get("SAMPHASE_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data")
+).resolve()
 
 
 @pytest.fixture(scope="session")

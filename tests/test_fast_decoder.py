@@ -43,8 +43,7 @@ def test_transformer_and_upscaling_match_stock(random_session, n_points):
 def test_embedding_is_computed_once_per_image(random_session, micrograph, monkeypatch):
     s = random_session
     calls = []
-    monkeypatch.setattr(s.sam.image_encoder, "forward",
-                        lambda *a, **k: calls.append(1) or None)
+    monkeypatch.setattr(s.sam.image_encoder, "forward", lambda *a, **k: calls.append(1) or None)
     s.set_image(micrograph.image)  # same image: cached
     s.set_image(micrograph.image.copy())  # equal content: still cached
     assert calls == []

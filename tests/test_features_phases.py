@@ -81,8 +81,9 @@ def test_few_click_steering_respects_examples():
     # Two gray levels, but the user says dark mask 1 and bright mask 3 are one phase
     # and dark mask 2 is another: examples win over the intensity split.
     image, labels = blobs_labels()
-    res = find_phases(image, labels, k=2, features="intensity", background="ignore",
-                      examples={1: 1, 3: 1, 2: 2})
+    res = find_phases(
+        image, labels, k=2, features="intensity", background="ignore", examples={1: 1, 3: 1, 2: 2}
+    )
     lut = dict(zip(res.mask_ids.tolist(), res.phase_of_mask.tolist(), strict=True))
     assert lut[1] == lut[3] == 1 and lut[2] == 2
     # The unlabelled bright mask 4 goes to the phase whose centre is nearer.
@@ -95,12 +96,14 @@ def test_fixed_assignments_survive_reclustering():
     lut = dict(zip(first.mask_ids.tolist(), first.phase_of_mask.tolist(), strict=True))
     assert lut[1] == lut[2] != lut[3]
     moved = 3 - lut[4]  # move mask 4 to the other phase by hand
-    second = find_phases(image, labels, k=2, features="intensity", background="ignore",
-                         fixed={4: moved})
+    second = find_phases(
+        image, labels, k=2, features="intensity", background="ignore", fixed={4: moved}
+    )
     lut2 = dict(zip(second.mask_ids.tolist(), second.phase_of_mask.tolist(), strict=True))
     assert lut2[4] == moved and second.fixed == {4: moved}
-    third = find_phases(image, labels, k=2, features="intensity", background="ignore",
-                        fixed=second.fixed)
+    third = find_phases(
+        image, labels, k=2, features="intensity", background="ignore", fixed=second.fixed
+    )
     assert dict(zip(third.mask_ids.tolist(), third.phase_of_mask.tolist(), strict=True))[4] == moved
 
 

@@ -26,8 +26,9 @@ def tiny_checkpoint(tmp_path):
 
 @pytest.fixture()
 def server(tiny_checkpoint):
-    handler = partial(http.server.SimpleHTTPRequestHandler,
-                      directory=str(tiny_checkpoint[0].parent))
+    handler = partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(tiny_checkpoint[0].parent)
+    )
     handler.log_message = lambda *a, **k: None
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
@@ -38,8 +39,13 @@ def server(tiny_checkpoint):
 @pytest.fixture()
 def fake_model(monkeypatch, tiny_checkpoint, server):
     path, sha = tiny_checkpoint
-    spec = replace(models.MODELS["demo-synthetic"], name="fake", filename="tiny.pth",
-                   sha256=sha, url=server + "tiny.pth")
+    spec = replace(
+        models.MODELS["demo-synthetic"],
+        name="fake",
+        filename="tiny.pth",
+        sha256=sha,
+        url=server + "tiny.pth",
+    )
     monkeypatch.setitem(models.MODELS, "fake", spec)
     return spec
 

@@ -1,11 +1,11 @@
 """``samphase`` command line: a thin shell over napari_samphase.core.
 
-    samphase demo --out DIR
-    samphase segment IMAGE... --out DIR [--model vit_b] [--proposer sam|superpixels]
-                     [--phases K|auto] ...
-    samphase download --model vit_b
-    samphase evaluate --pred DIR --truth DIR [--semantic|--instance] [--out FILE]
-    samphase sample OUT.png
+samphase demo --out DIR
+samphase segment IMAGE... --out DIR [--model vit_b] [--proposer sam|superpixels]
+                 [--phases K|auto] ...
+samphase download --model vit_b
+samphase evaluate --pred DIR --truth DIR [--semantic|--instance] [--out FILE]
+samphase sample OUT.png
 """
 
 from __future__ import annotations
@@ -34,8 +34,13 @@ class TqdmProgress:
         msg = message.split(" (")[0] if message else self.desc
         if self.bar is None or msg != self.msg or total != self.bar.total:
             self.close()
-            self.bar = tqdm(total=total, desc=f"{self.desc}{msg}", leave=False,
-                            disable=self.disable, file=sys.stderr)
+            self.bar = tqdm(
+                total=total,
+                desc=f"{self.desc}{msg}",
+                leave=False,
+                disable=self.disable,
+                file=sys.stderr,
+            )
             self.msg = msg
         self.bar.n = done
         self.bar.refresh()
@@ -47,13 +52,24 @@ class TqdmProgress:
 
 
 def _add_phase_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--phases", default=None, metavar="K|auto",
-                   help="also group masks into K phases (or 'auto'); writes phase outputs")
-    p.add_argument("--features", default="default",
-                   help="feature set: default, intensity, prompt_color, full, or a+b+c")
-    p.add_argument("--background", default="class", choices=["class", "ignore", "masks"],
-                   help="pixels in no mask: own class counted in K (default), not counted, "
-                        "or clustered as masks")
+    p.add_argument(
+        "--phases",
+        default=None,
+        metavar="K|auto",
+        help="also group masks into K phases (or 'auto'); writes phase outputs",
+    )
+    p.add_argument(
+        "--features",
+        default="default",
+        help="feature set: default, intensity, prompt_color, full, or a+b+c",
+    )
+    p.add_argument(
+        "--background",
+        default="class",
+        choices=["class", "ignore", "masks"],
+        help="pixels in no mask: own class counted in K (default), not counted, "
+        "or clustered as masks",
+    )
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -63,22 +79,27 @@ def _add_proposer_args(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--proposer", default="sam", choices=["sam", "superpixels"])
     p.add_argument("--model", default="vit_b", choices=list(MODELS))
-    p.add_argument("--checkpoint", default=None,
-                   help="SAM checkpoint file (else cached/downloaded)")
+    p.add_argument(
+        "--checkpoint", default=None, help="SAM checkpoint file (else cached/downloaded)"
+    )
     p.add_argument("--device", default="auto", choices=list(DEVICE_CHOICES))
     p.add_argument("--points-per-side", type=int, default=32)
     p.add_argument("--pred-iou-thresh", type=float, default=0.88)
     p.add_argument("--stability-thresh", type=float, default=0.95)
     p.add_argument("--min-area", type=int, default=0)
-    p.add_argument("--no-download", action="store_true",
-                   help="fail instead of downloading a missing checkpoint")
+    p.add_argument(
+        "--no-download",
+        action="store_true",
+        help="fail instead of downloading a missing checkpoint",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
     parser = argparse.ArgumentParser(
-        prog="samphase", description="Material phases of micrographs with Segment Anything.")
+        prog="samphase", description="Material phases of micrographs with Segment Anything."
+    )
     parser.add_argument("--version", action="version", version=f"samphase {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -15,9 +15,13 @@ def _proposer_options(args) -> dict:
     if args.proposer == "superpixels":
         return {"min_area": args.min_area}
     return {
-        "model": args.model, "checkpoint": args.checkpoint, "device": args.device,
-        "points_per_side": args.points_per_side, "pred_iou_thresh": args.pred_iou_thresh,
-        "stability_thresh": args.stability_thresh, "min_area": args.min_area,
+        "model": args.model,
+        "checkpoint": args.checkpoint,
+        "device": args.device,
+        "points_per_side": args.points_per_side,
+        "pred_iou_thresh": args.pred_iou_thresh,
+        "stability_thresh": args.stability_thresh,
+        "min_area": args.min_area,
         "fetch": not args.no_download,
     }
 
@@ -46,9 +50,16 @@ def write_results(tmp: Path, stem: str, image, seg, k, args, session=None) -> st
         if session is None or session.embedding is None:
             raise InputError("features with 'embedding' need --proposer sam")
         emb = session.embedding[0].float().cpu().numpy()
-    result = find_phases(image, seg.labels, k=k, features=args.features,
-                         background=args.background, points=points, embedding=emb,
-                         seed=args.seed)
+    result = find_phases(
+        image,
+        seg.labels,
+        k=k,
+        features=args.features,
+        background=args.background,
+        points=points,
+        embedding=emb,
+        seed=args.seed,
+    )
     write_tiff(tmp / f"{stem}_phases.tif", as_uint8_labels(result.phase_labels))
     write_png(tmp / f"{stem}_phase_overlay.png", phase_overlay(image, result.phase_labels))
     table = phase_table_of(result, image)
@@ -56,8 +67,10 @@ def write_results(tmp: Path, stem: str, image, seg, k, args, session=None) -> st
     per_mask = {"id": result.mask_ids, "phase": result.phase_of_mask}
     per_mask.update({n: result.features[:, j] for j, n in enumerate(result.feature_names)})
     write_table_csv(per_mask, tmp / f"{stem}_mask_phases.csv")
-    fr = ", ".join(f"{'bg' if p == 0 else p}: {f:.1f}%"
-                   for p, f in zip(table["phase"], table["area_fraction"], strict=True))
+    fr = ", ".join(
+        f"{'bg' if p == 0 else p}: {f:.1f}%"
+        for p, f in zip(table["phase"], table["area_fraction"], strict=True)
+    )
     return f"{line}, {result.n_phases} phases ({fr})"
 
 
@@ -97,13 +110,27 @@ def cmd_demo(args) -> int:
     path = args.out / "sample_micrograph.png"
     write_png(path, sample.image)
     ns = _namespace(
-        images=[path], out=args.out, proposer="sam", model="demo-synthetic", checkpoint=None,
-        device="auto", points_per_side=args.points_per_side, pred_iou_thresh=0.88,
-        stability_thresh=0.95, min_area=20, no_download=True, phases=args.phases,
-        features="default", background="class", seed=0, quiet=args.quiet,
+        images=[path],
+        out=args.out,
+        proposer="sam",
+        model="demo-synthetic",
+        checkpoint=None,
+        device="auto",
+        points_per_side=args.points_per_side,
+        pred_iou_thresh=0.88,
+        stability_thresh=0.95,
+        min_area=20,
+        no_download=True,
+        phases=args.phases,
+        features="default",
+        background="class",
+        seed=0,
+        quiet=args.quiet,
     )
-    print("demo: synthetic micrograph, 'demo-synthetic' SAM (trained on synthetic images "
-          "only; use vit_b/vit_l/vit_h for real micrographs)")
+    print(
+        "demo: synthetic micrograph, 'demo-synthetic' SAM (trained on synthetic images "
+        "only; use vit_b/vit_l/vit_h for real micrographs)"
+    )
     return cmd_segment(ns)
 
 
@@ -150,27 +177,46 @@ def cmd_evaluate(args) -> int:
     for d in (args.pred, args.truth):
         if not d.is_dir():
             raise InputError(f"{d} is not a folder")
-    truths = sorted(p for p in args.truth.iterdir()
-                    if p.suffix.lower() in (".png", ".tif", ".tiff"))
+    truths = sorted(
+        p for p in args.truth.iterdir() if p.suffix.lower() in (".png", ".tif", ".tiff")
+    )
     pairs = [(t, _find_pred(args.pred, t.stem, args.kind)) for t in truths]
     pairs = [(t, p) for t, p in pairs if p is not None]
     if not pairs:
-        raise InputError(f"no prediction in {args.pred} matches a ground-truth file in "
-                         f"{args.truth} (expected NAME_phases.tif / NAME_labels.tif / NAME.png)")
+        raise InputError(
+            f"no prediction in {args.pred} matches a ground-truth file in "
+            f"{args.truth} (expected NAME_phases.tif / NAME_labels.tif / NAME.png)"
+        )
     rows = []
     for truth_path, pred_path in pairs:
         truth, pred = read_labels(truth_path), read_labels(pred_path)
         if args.kind == "semantic":
             m = semantic_metrics(pred, truth)
-            rows.append({"image": truth_path.stem, "pixel_accuracy": m["pixel_accuracy"],
-                         "miou": m["miou"], "mean_dice": m["mean_dice"], "l1": m["l1"],
-                         "fraction_error": m["mean_fraction_error"]})
+            rows.append(
+                {
+                    "image": truth_path.stem,
+                    "pixel_accuracy": m["pixel_accuracy"],
+                    "miou": m["miou"],
+                    "mean_dice": m["mean_dice"],
+                    "l1": m["l1"],
+                    "fraction_error": m["mean_fraction_error"],
+                }
+            )
         else:
             m = instance_metrics(pred, truth)
-            rows.append({"image": truth_path.stem, "n_pred": m["n_pred"], "n_true": m["n_true"],
-                         "matched_iou": m["matched_iou"], "precision50": m["precision50"],
-                         "recall50": m["recall50"], "f1_50": m["f1_50"], "ap50": m["ap50"],
-                         "map": m["map"]})
+            rows.append(
+                {
+                    "image": truth_path.stem,
+                    "n_pred": m["n_pred"],
+                    "n_true": m["n_true"],
+                    "matched_iou": m["matched_iou"],
+                    "precision50": m["precision50"],
+                    "recall50": m["recall50"],
+                    "f1_50": m["f1_50"],
+                    "ap50": m["ap50"],
+                    "map": m["map"],
+                }
+            )
     cols = list(rows[0])
     mean = {"image": "mean"}
     mean.update({c: float(np.mean([r[c] for r in rows])) for c in cols[1:]})
@@ -180,13 +226,19 @@ def cmd_evaluate(args) -> int:
     write_table_csv(table, out)
     print("  ".join(f"{c:>14}" for c in cols))
     for r in rows:
-        print("  ".join(f"{r[c]:>14.4f}" if isinstance(r[c], float) else f"{r[c]!s:>14}"
-                        for c in cols))
+        print(
+            "  ".join(
+                f"{r[c]:>14.4f}" if isinstance(r[c], float) else f"{r[c]!s:>14}" for c in cols
+            )
+        )
     print(f"written {out}", file=sys.stderr)
     return 0
 
 
 COMMANDS = {
-    "segment": cmd_segment, "demo": cmd_demo, "download": cmd_download,
-    "sample": cmd_sample, "evaluate": cmd_evaluate,
+    "segment": cmd_segment,
+    "demo": cmd_demo,
+    "download": cmd_download,
+    "sample": cmd_sample,
+    "evaluate": cmd_evaluate,
 }

@@ -17,7 +17,11 @@ from ..core.errors import InputError
 from ..core.render import phase_color
 
 PROMPTS, PREVIEW, MASKS, PHASES, BOXES = (
-    "SAM prompts", "SAM preview", "SAM masks", "phases", "same-phase boxes",
+    "SAM prompts",
+    "SAM preview",
+    "SAM masks",
+    "phases",
+    "same-phase boxes",
 )
 POSITIVE, NEGATIVE = "lime", "red"
 
@@ -65,8 +69,9 @@ class PhaseMapper:
         from ..core.session import SamSession
 
         if self.session is None or self.session_key != choice.key:
-            self.session = SamSession.from_name(choice.model, choice.checkpoint, choice.device,
-                                                progress=progress)
+            self.session = SamSession.from_name(
+                choice.model, choice.checkpoint, choice.device, progress=progress
+            )
             self.session_key = choice.key
         return self.session
 
@@ -94,8 +99,11 @@ class PhaseMapper:
         layer = self._layer(PROMPTS)
         if layer is None:
             layer = self.viewer.add_points(
-                np.zeros((0, 2)), name=PROMPTS, size=max(4, self._shape()[0] // 80),
-                face_color=POSITIVE, border_color="white",
+                np.zeros((0, 2)),
+                name=PROMPTS,
+                size=max(4, self._shape()[0] // 80),
+                face_color=POSITIVE,
+                border_color="white",
                 features={"positive": np.zeros(0, bool)},
             )
             layer.mode = "pan_zoom"
@@ -108,8 +116,9 @@ class PhaseMapper:
     def add_prompt(self, row: float, col: float, positive: bool = True):
         layer = self.prompts_layer()
         feats = layer.features
-        positives = np.append(np.asarray(feats["positive"], bool) if len(feats) else [],
-                              positive).astype(bool)
+        positives = np.append(
+            np.asarray(feats["positive"], bool) if len(feats) else [], positive
+        ).astype(bool)
         layer.data = np.vstack([layer.data, [[row, col]]])
         layer.features = {"positive": positives}
         layer.face_color = [POSITIVE if p else NEGATIVE for p in positives]
@@ -207,11 +216,20 @@ class PhaseMapper:
         feats = layer.features
         if "point_row" in feats and len(feats) == len(present - {0}):
             order = np.argsort(np.asarray(feats["id"]))
-            points = np.stack([np.asarray(feats["point_row"])[order],
-                               np.asarray(feats["point_col"])[order]], 1)
-        return find_phases(self.image(), labels, k=k, features=features,
-                           background=background, fixed=fixed, points=points,
-                           embedding=emb, seed=seed)
+            points = np.stack(
+                [np.asarray(feats["point_row"])[order], np.asarray(feats["point_col"])[order]], 1
+            )
+        return find_phases(
+            self.image(),
+            labels,
+            k=k,
+            features=features,
+            background=background,
+            fixed=fixed,
+            points=points,
+            embedding=emb,
+            seed=seed,
+        )
 
     def apply_phases(self, result) -> None:
         from napari.utils.colormaps import DirectLabelColormap
@@ -258,13 +276,20 @@ class PhaseMapper:
         phases.show_selected_label = True
         if masks is not None:
             masks.opacity = 0.15  # the others dimmed
-        rects = [np.array([[r0, c0], [r0, c1], [r1, c1], [r1, c0]], float)
-                 for r0, c0, r1, c1 in hit.bboxes]
+        rects = [
+            np.array([[r0, c0], [r0, c1], [r1, c1], [r1, c0]], float)
+            for r0, c0, r1, c1 in hit.bboxes
+        ]
         edge = phase_color(hit.phase)
         if boxes is None:
-            boxes = self.viewer.add_shapes(rects, shape_type="rectangle", name=BOXES,
-                                           edge_color=edge, face_color="transparent",
-                                           edge_width=max(1, self._shape()[0] // 400))
+            boxes = self.viewer.add_shapes(
+                rects,
+                shape_type="rectangle",
+                name=BOXES,
+                edge_color=edge,
+                face_color="transparent",
+                edge_width=max(1, self._shape()[0] // 400),
+            )
         else:
             boxes.data = []
             if rects:

@@ -15,8 +15,10 @@ class PhaseChart(QWidget):
         self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
 
     def set_table(self, table) -> None:
-        self.bars = [("bg" if p == 0 else f"P{p}", float(f), c) for p, f, c in
-                     zip(table["phase"], table["area_fraction"], table["color"], strict=True)]
+        self.bars = [
+            ("bg" if p == 0 else f"P{p}", float(f), c)
+            for p, f, c in zip(table["phase"], table["area_fraction"], table["color"], strict=True)
+        ]
         self.update()
 
     def paintEvent(self, event):  # noqa: N802 - Qt API
@@ -34,6 +36,7 @@ class PhaseChart(QWidget):
             p.fillRect(rect, QColor(color if label != "bg" else "#444444"))
             p.setPen(QColor("white"))
             p.drawText(QRectF(i * slot, h - bottom, slot, bottom), Qt.AlignCenter, label)
-            p.drawText(QRectF(i * slot, h - bottom - bh - top, slot, top), Qt.AlignCenter,
-                       f"{frac:.1f}%")
+            p.drawText(
+                QRectF(i * slot, h - bottom - bh - top, slot, top), Qt.AlignCenter, f"{frac:.1f}%"
+            )
         p.end()

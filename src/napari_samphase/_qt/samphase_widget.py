@@ -96,8 +96,9 @@ class SamphaseWidget(QWidget):
             row.addWidget(rb)
         self.mode_group.idClicked.connect(lambda i: self.set_mode(MODES[i]))
         lay.addLayout(row)
-        lay.addWidget(QLabel("segment: left click +, right or Shift+click −; "
-                             "Enter commits, Escape clears"))
+        lay.addWidget(
+            QLabel("segment: left click +, right or Shift+click −; Enter commits, Escape clears")
+        )
         row = QHBoxLayout()
         self.commit_btn = QPushButton("Commit object")
         self.commit_btn.clicked.connect(self.commit)
@@ -196,8 +197,11 @@ class SamphaseWidget(QWidget):
             self.checkpoint.setText(path)
 
     def choice(self) -> ModelChoice:
-        return ModelChoice(self.model_combo.currentText(), self.checkpoint.text() or None,
-                           self.device_combo.currentText())
+        return ModelChoice(
+            self.model_combo.currentText(),
+            self.checkpoint.text() or None,
+            self.device_combo.currentText(),
+        )
 
     def _error(self, exc: Exception):
         from napari.utils.notifications import show_error, show_info
@@ -229,9 +233,11 @@ class SamphaseWidget(QWidget):
         from ..core.models import download
 
         name = self.model_combo.currentText()
-        self.runner.run(lambda p: download(name, progress=p),
-                        lambda path: (self.info.setText(f"{name}: {path}"),
-                                      self._model_changed(name)), f"downloading {name}")
+        self.runner.run(
+            lambda p: download(name, progress=p),
+            lambda path: (self.info.setText(f"{name}: {path}"), self._model_changed(name)),
+            f"downloading {name}",
+        )
 
     def load_and_embed(self):
         choice = self.choice()
@@ -240,14 +246,20 @@ class SamphaseWidget(QWidget):
             self.mapper.load_model(choice, progress=progress)
             return self.mapper.embed(progress=progress)
 
-        return self.runner.run(work, lambda s: self.info.setText(
-            f"{choice.model}: embedding ready ({s.device})"), "image embedding")
+        return self.runner.run(
+            work,
+            lambda s: self.info.setText(f"{choice.model}: embedding ready ({s.device})"),
+            "image embedding",
+        )
 
     def segment_everything(self):
         name = self.model_combo.currentText()
         if name == WEIGHT_FREE:
-            return self.runner.run(lambda p: self.mapper.compute_proposal("superpixels", p),
-                                   self.mapper.apply_segmentation, "superpixels")
+            return self.runner.run(
+                lambda p: self.mapper.compute_proposal("superpixels", p),
+                self.mapper.apply_segmentation,
+                "superpixels",
+            )
         choice = self.choice()
         pps = self.pps.value()
 
@@ -261,8 +273,10 @@ class SamphaseWidget(QWidget):
         k = "auto" if self.k_auto.isChecked() else self.k_spin.value()
         feats, bg = self.features_combo.currentText(), self.background_combo.currentText()
         return self.runner.run(
-            lambda p: self.mapper.compute_phases(k, feats, bg), self.mapper.apply_phases,
-            "find phases")
+            lambda p: self.mapper.compute_phases(k, feats, bg),
+            self.mapper.apply_phases,
+            "find phases",
+        )
 
     def commit(self):
         self._guard(self.mapper.commit)
@@ -313,11 +327,15 @@ class SamphaseWidget(QWidget):
         for i in range(n):
             swatch = QTableWidgetItem("")
             swatch.setBackground(QColor(table["color"][i]))
-            cells = [swatch, QTableWidgetItem("background" if table["phase"][i] == 0
-                                              else str(table["phase"][i])),
-                     QTableWidgetItem(f"{table['area_fraction'][i]:.2f}"),
-                     QTableWidgetItem(str(table["count"][i])),
-                     QTableWidgetItem(f"{table['mean_intensity'][i]:.3f}")]
+            cells = [
+                swatch,
+                QTableWidgetItem(
+                    "background" if table["phase"][i] == 0 else str(table["phase"][i])
+                ),
+                QTableWidgetItem(f"{table['area_fraction'][i]:.2f}"),
+                QTableWidgetItem(str(table["count"][i])),
+                QTableWidgetItem(f"{table['mean_intensity'][i]:.3f}"),
+            ]
             for j, item in enumerate(cells):
                 item.setFlags(item.flags() & ~Qt.ItemIsEditable)
                 self.table.setItem(i, j, item)

@@ -17,8 +17,11 @@ class TaskRunner:
     """One task at a time: ``fn(progress)`` runs in a thread_worker; ``done(result)`` and
     errors come back to the main thread. ``cancel()`` stops it at the next step."""
 
-    def __init__(self, on_error: Callable[[Exception], None],
-                 on_busy: Callable[[bool], None] = lambda busy: None) -> None:
+    def __init__(
+        self,
+        on_error: Callable[[Exception], None],
+        on_busy: Callable[[bool], None] = lambda busy: None,
+    ) -> None:
         self.on_error, self.on_busy = on_error, on_busy
         self.worker = None
         self.token: CancelToken | None = None
@@ -50,8 +53,9 @@ class TaskRunner:
             token.check()
             bridge.progressed.emit(int(d), int(t), str(m))
 
-        worker = create_worker(fn, progress, _start_thread=False,
-                               _connect={"returned": done, "errored": self.on_error})
+        worker = create_worker(
+            fn, progress, _start_thread=False, _connect={"returned": done, "errored": self.on_error}
+        )
 
         def finished():
             pbar.close()

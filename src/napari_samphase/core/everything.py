@@ -62,8 +62,9 @@ def segment_everything(
             pts = pts[~covered[rc[:, 0], rc[:, 1]]]
             if len(pts) == 0:
                 continue
-        coords = torch.as_tensor(session.to_model_coords(pts)[:, None], dtype=torch.float32,
-                                 device=dev)
+        coords = torch.as_tensor(
+            session.to_model_coords(pts)[:, None], dtype=torch.float32, device=dev
+        )
         labels = torch.ones((len(pts), 1), dtype=torch.int64, device=dev)
         iou, hyper, keys = session.decoder.transformer(session.decoder.sparse(coords, labels))
         iou = iou[:, 1:]  # multimask outputs
@@ -102,8 +103,11 @@ def segment_everything(
         keep = np.zeros(0, int)
     keep = keep[np.array([crops[i].sum() >= max(min_area, 1) for i in keep], bool)]
     labels_img, kept = paint_masks(
-        (h, w), [boxes[i] for i in keep], [crops[i] for i in keep],
-        np.array([ious[i] for i in keep]), min_area,
+        (h, w),
+        [boxes[i] for i in keep],
+        [crops[i] for i in keep],
+        np.array([ious[i] for i in keep]),
+        min_area,
     )
     final = keep[kept]
     extra = {}

@@ -115,13 +115,20 @@ class FastDecoder:
             shared = i == 0  # layer 0's image side is the same for every prompt
             kin = keys + self.pe
             queries = queries + tokens_to_image(
-                layer.cross_attn_token_to_image, queries + qpe, kin, keys,
-                k_proj=self.k0 if shared else None, v_proj=self.v0 if shared else None,
+                layer.cross_attn_token_to_image,
+                queries + qpe,
+                kin,
+                keys,
+                k_proj=self.k0 if shared else None,
+                v_proj=self.v0 if shared else None,
             )
             queries = layer.norm2(queries)
             queries = layer.norm3(queries + layer.mlp(queries))
             attn_out = image_to_tokens(
-                layer.cross_attn_image_to_token, kin, queries + qpe, queries,
+                layer.cross_attn_image_to_token,
+                kin,
+                queries + qpe,
+                queries,
                 q_proj=self.q0 if shared else None,
             )
             keys = layer.norm4(keys + attn_out)

@@ -56,9 +56,11 @@ def _hist_stats(hist: np.ndarray, prefix: str):
 
 def feat_stats(ctx: FeatureContext):
     """Intensity statistics over the whole mask (per channel for colour images)."""
-    channels = [("", ctx.gray)] if _is_gray(ctx.rgb) else [
-        (f"{c}_", ctx.rgb[..., i]) for i, c in enumerate("rgb")
-    ]
+    channels = (
+        [("", ctx.gray)]
+        if _is_gray(ctx.rgb)
+        else [(f"{c}_", ctx.rgb[..., i]) for i, c in enumerate("rgb")]
+    )
     blocks, names = [], []
     for prefix, chan in channels:
         vals, n = _hist_stats(ctx.per_label_hist(chan, 256), prefix)
@@ -170,11 +172,15 @@ def compute_features(image, labels, ids, features="default", points=None, embedd
     """(n x F raw features, names, group index per column) for masks ``ids``."""
     rgb = to_rgb_uint8(image)
     labels = np.asarray(labels).astype(np.int64, copy=False)
-    gray = (rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32))
+    gray = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
     ctx = FeatureContext(
-        rgb=rgb, gray=np.clip(gray + 0.5, 0, 255).astype(np.uint8), labels=labels,
-        ids=np.asarray(ids, np.int64), n_max=int(labels.max(initial=0)) + 1,
-        points=points, embedding=embedding,
+        rgb=rgb,
+        gray=np.clip(gray + 0.5, 0, 255).astype(np.uint8),
+        labels=labels,
+        ids=np.asarray(ids, np.int64),
+        n_max=int(labels.max(initial=0)) + 1,
+        points=points,
+        embedding=embedding,
     )
     blocks, names, groups = [], [], []
     for g, name in enumerate(resolve_feature_set(features)):

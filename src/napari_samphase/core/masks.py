@@ -12,8 +12,16 @@ from scipy import ndimage as ndi
 from .errors import InputError
 
 COLUMNS = (
-    "id", "area", "bbox_row0", "bbox_col0", "bbox_row1", "bbox_col1",
-    "predicted_iou", "stability", "point_row", "point_col",
+    "id",
+    "area",
+    "bbox_row0",
+    "bbox_col0",
+    "bbox_row1",
+    "bbox_col1",
+    "predicted_iou",
+    "stability",
+    "point_row",
+    "point_col",
 )
 
 
@@ -73,11 +81,18 @@ def table_from_labels(labels: np.ndarray, extra: dict[str, np.ndarray] | None = 
     ids = ids[ids > 0]
     area = np.bincount(labels.ravel(), minlength=int(ids.max(initial=0)) + 1)
     slices = ndi.find_objects(labels.astype(np.int64, copy=False))
-    bb = np.array([[s[0].start, s[1].start, s[0].stop, s[1].stop] for s in
-                   (slices[i - 1] for i in ids)], np.int64).reshape(-1, 4)
-    table = {"id": ids.astype(np.int64), "area": area[ids].astype(np.int64),
-             "bbox_row0": bb[:, 0], "bbox_col0": bb[:, 1],
-             "bbox_row1": bb[:, 2], "bbox_col1": bb[:, 3]}
+    bb = np.array(
+        [[s[0].start, s[1].start, s[0].stop, s[1].stop] for s in (slices[i - 1] for i in ids)],
+        np.int64,
+    ).reshape(-1, 4)
+    table = {
+        "id": ids.astype(np.int64),
+        "area": area[ids].astype(np.int64),
+        "bbox_row0": bb[:, 0],
+        "bbox_col0": bb[:, 1],
+        "bbox_row1": bb[:, 2],
+        "bbox_col1": bb[:, 3],
+    }
     for name, values in (extra or {}).items():
         table[name] = np.asarray(values)[ids]
     return table

@@ -23,8 +23,9 @@ def confusion(pred, true, n_pred: int | None = None, n_true: int | None = None) 
     pred, true = _same_shape(pred, true)
     n_pred = n_pred or int(pred.max(initial=0)) + 1
     n_true = n_true or int(true.max(initial=0)) + 1
-    return np.bincount(pred.ravel() * n_true + true.ravel(),
-                       minlength=n_pred * n_true).reshape(n_pred, n_true)
+    return np.bincount(pred.ravel() * n_true + true.ravel(), minlength=n_pred * n_true).reshape(
+        n_pred, n_true
+    )
 
 
 def hungarian_match(conf: np.ndarray) -> dict[int, int]:
@@ -163,5 +164,6 @@ def _coco_ap(tp_ranked: np.ndarray, n_true: int) -> float:
     precision = np.maximum.accumulate(precision[::-1])[::-1]  # monotone envelope
     points = np.linspace(0, 1, 101)
     idx = np.searchsorted(recall, points, side="left")
-    return float(np.where(idx < len(precision), precision[np.minimum(idx, len(precision) - 1)],
-                          0.0).mean())
+    return float(
+        np.where(idx < len(precision), precision[np.minimum(idx, len(precision) - 1)], 0.0).mean()
+    )

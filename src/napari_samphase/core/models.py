@@ -243,8 +243,9 @@ def download(name: str, progress=None) -> Path:
     return Path(path)
 
 
-def resolve_checkpoint(name: str, checkpoint: str | Path | None = None, fetch: bool = True,
-                       progress=None) -> Path:
+def resolve_checkpoint(
+    name: str, checkpoint: str | Path | None = None, fetch: bool = True, progress=None
+) -> Path:
     """The file to load for ``name``: the user's path, the bundled asset or the cache."""
     spec = get_spec(name)
     if checkpoint is not None:
@@ -279,8 +280,13 @@ def build_sam(name: str):
     return get_spec(name).build()
 
 
-def load_sam(name: str = "vit_b", checkpoint: str | Path | None = None, device="auto",
-             fetch: bool = True, progress=None):
+def load_sam(
+    name: str = "vit_b",
+    checkpoint: str | Path | None = None,
+    device="auto",
+    fetch: bool = True,
+    progress=None,
+):
     """Build model ``name`` and load its weights; returns the eval-mode ``Sam`` on ``device``."""
     import torch
 

@@ -112,8 +112,9 @@ def choose_k(z: np.ndarray, k_range=(2, 8), seed: int = 0) -> tuple[int, dict[in
         lab, _ = _kmeans(z, k, seed)
         if len(np.unique(lab)) < 2:
             continue
-        scores[k] = float(silhouette_score(z, lab, sample_size=min(len(z), 3000),
-                                           random_state=seed))
+        scores[k] = float(
+            silhouette_score(z, lab, sample_size=min(len(z), 3000), random_state=seed)
+        )
     best = max(scores, key=scores.get) if scores else lo
     return best, scores
 
@@ -188,8 +189,10 @@ def find_phases(
         if k_masks > len(ids):
             raise InputError(f"K={k} is larger than the number of masks ({len(ids)})")
         if pinned and max(pinned.values()) > k_masks:
-            raise InputError(f"an example names phase {max(pinned.values())} but K gives only "
-                             f"{k_masks} mask phases")
+            raise InputError(
+                f"an example names phase {max(pinned.values())} but K gives only "
+                f"{k_masks} mask phases"
+            )
     if pinned:
         index = {int(m): j for j, m in enumerate(ids)}
         fidx = np.array([index[m] for m in pinned], int)
@@ -215,8 +218,15 @@ def find_phases(
     lut[ids] = phase
     dtype = np.uint8 if k_masks < 255 else np.uint16
     return PhaseResult(
-        mask_ids=ids, phase_of_mask=phase, phase_labels=lut[labels].astype(dtype),
-        labels=labels, features=raw, feature_names=names, model=model,
-        k=k_masks + counts_bg, background=background,
-        fixed=dict(fixed or {}), silhouette=silhouette,
+        mask_ids=ids,
+        phase_of_mask=phase,
+        phase_labels=lut[labels].astype(dtype),
+        labels=labels,
+        features=raw,
+        feature_names=names,
+        model=model,
+        k=k_masks + counts_bg,
+        background=background,
+        fixed=dict(fixed or {}),
+        silhouette=silhouette,
     )

@@ -19,8 +19,9 @@ from .progress import ProgressCallback, report
 class Proposer(Protocol):
     name: str
 
-    def propose(self, image: np.ndarray, progress: ProgressCallback | None = None
-                ) -> Segmentation: ...
+    def propose(
+        self, image: np.ndarray, progress: ProgressCallback | None = None
+    ) -> Segmentation: ...
 
 
 @dataclass
@@ -81,8 +82,14 @@ class SuperpixelProposer:
         gray = to_gray_float(check_image(image))
         report(progress, 0, 3, "superpixels")
         n = self.n_segments or max(64, gray.size // 150)
-        sp = segmentation.slic(gray, n_segments=n, compactness=self.compactness,
-                               sigma=self.sigma, channel_axis=None, start_label=1)
+        sp = segmentation.slic(
+            gray,
+            n_segments=n,
+            compactness=self.compactness,
+            sigma=self.sigma,
+            channel_axis=None,
+            start_label=1,
+        )
         report(progress, 1, 3, "merging similar neighbours")
         if self.merge_thresh > 0:
             rag = graph.rag_mean_color(np.repeat(gray[..., None], 3, 2), sp, mode="distance")
@@ -108,8 +115,9 @@ def make_proposer(name: str, **options) -> Proposer:
     try:
         cls = PROPOSERS[name]
     except KeyError:
-        raise InputError(f"unknown proposer {name!r} (choose from {', '.join(PROPOSERS)})"
-                         ) from None
+        raise InputError(
+            f"unknown proposer {name!r} (choose from {', '.join(PROPOSERS)})"
+        ) from None
     fields = cls.__dataclass_fields__
     unknown = set(options) - set(fields)
     if unknown:
@@ -117,8 +125,9 @@ def make_proposer(name: str, **options) -> Proposer:
     return cls(**options)
 
 
-def segment(image, proposer: str = "sam", progress: ProgressCallback | None = None,
-            **options) -> Segmentation:
+def segment(
+    image, proposer: str = "sam", progress: ProgressCallback | None = None, **options
+) -> Segmentation:
     """Instance masks of ``image`` from the named proposer."""
     return make_proposer(proposer, **options).propose(image, progress=progress)
 

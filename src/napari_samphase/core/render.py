@@ -7,11 +7,18 @@ import numpy as np
 from .image import to_rgb_uint8
 
 # Fixed, distinguishable phase colours (Okabe-Ito, colour-blind safe), then tab20.
-PHASE_COLORS = np.array([
-    [0.000, 0.447, 0.698], [0.902, 0.624, 0.000], [0.000, 0.620, 0.451],
-    [0.800, 0.475, 0.655], [0.337, 0.706, 0.914], [0.835, 0.369, 0.000],
-    [0.941, 0.894, 0.259], [0.500, 0.500, 0.500],
-])
+PHASE_COLORS = np.array(
+    [
+        [0.000, 0.447, 0.698],
+        [0.902, 0.624, 0.000],
+        [0.000, 0.620, 0.451],
+        [0.800, 0.475, 0.655],
+        [0.337, 0.706, 0.914],
+        [0.835, 0.369, 0.000],
+        [0.941, 0.894, 0.259],
+        [0.500, 0.500, 0.500],
+    ]
+)
 BACKGROUND_COLOR = np.array([0.0, 0.0, 0.0])
 
 
@@ -64,8 +71,7 @@ def fraction_chart(phases, fractions, path, title: str = "Phase area fractions")
     fig = Figure(figsize=(4.5, 3.0), dpi=120)
     ax = fig.subplots()
     names = [("background" if p == 0 else f"phase {p}") for p in phases]
-    bars = ax.bar(names, fractions, color=[phase_color(int(p)) for p in phases],
-                  edgecolor="black")
+    bars = ax.bar(names, fractions, color=[phase_color(int(p)) for p in phases], edgecolor="black")
     ax.bar_label(bars, fmt="%.1f%%")
     ax.set_ylabel("area fraction (%)")
     ax.set_ylim(0, float(np.max(fractions, initial=1)) * 1.2)

@@ -11,8 +11,13 @@ from .masks import write_table_csv
 from .render import fraction_chart, phase_hex
 
 
-def phase_table(phase_labels: np.ndarray, image: np.ndarray | None = None,
-                mask_ids=None, phase_of_mask=None, include_background: bool = True):
+def phase_table(
+    phase_labels: np.ndarray,
+    image: np.ndarray | None = None,
+    mask_ids=None,
+    phase_of_mask=None,
+    include_background: bool = True,
+):
     """Columns: phase, color, area_fraction (% of image), count (masks), mean_intensity.
 
     Phase 0 is the background (pixels in no mask), listed when present.

@@ -50,8 +50,14 @@ class SamSession:
         self.embedding = None
 
     @classmethod
-    def from_name(cls, name: str = "vit_b", checkpoint=None, device="auto", fetch=True,
-                  progress: ProgressCallback | None = None) -> SamSession:
+    def from_name(
+        cls,
+        name: str = "vit_b",
+        checkpoint=None,
+        device="auto",
+        fetch=True,
+        progress: ProgressCallback | None = None,
+    ) -> SamSession:
         from .models import load_sam
 
         return cls(load_sam(name, checkpoint, device=device, fetch=fetch, progress=progress), name)
@@ -71,12 +77,15 @@ class SamSession:
         handles = []
         if progress is not None:  # per-block progress; a callback may cancel between blocks
             for i, block in enumerate(blocks):
-                handles.append(block.register_forward_hook(
-                    lambda *_, i=i: report(progress, i + 1, len(blocks), "image embedding")
-                ))
+                handles.append(
+                    block.register_forward_hook(
+                        lambda *_, i=i: report(progress, i + 1, len(blocks), "image embedding")
+                    )
+                )
         autocast = (
             torch.autocast("cuda", dtype=torch.bfloat16)
-            if self.device.type == "cuda" else nullcontext()
+            if self.device.type == "cuda"
+            else nullcontext()
         )
         try:
             with torch.inference_mode(), autocast:

@@ -36,8 +36,7 @@ def synthetic_pool(n: int, seed: int, random_style_prob: float = 0.5):
                 gradient=rng.uniform(0.0, 0.15),
                 gap=int(rng.integers(1, 5)),
                 seed=int(rng.integers(1 << 31)),
-                styles=random_styles(n_phases, rng) if rng.random() < random_style_prob
-                else None,
+                styles=random_styles(n_phases, rng) if rng.random() < random_style_prob else None,
                 n_phases=min(n_phases, 3),
             )
         )
@@ -87,9 +86,7 @@ def train_demo_model(
     rng = np.random.default_rng(seed)
     sam = build_demo_sam().train()
     pool = synthetic_pool(pool_size, seed, random_style_prob)
-    images = torch.stack(
-        [torch.from_numpy(np.repeat(m.image[None], 3, 0)).float() for m in pool]
-    )
+    images = torch.stack([torch.from_numpy(np.repeat(m.image[None], 3, 0)).float() for m in pool])
     images = (images - sam.pixel_mean) / sam.pixel_std
     opt = torch.optim.AdamW(sam.parameters(), lr=lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.05)
@@ -139,7 +136,9 @@ def train_demo_model(
                 pos = tgt_low.mean((2, 3), keepdim=True).clamp(1e-3, 1 - 1e-3)
                 weight = tgt_low * (0.5 / pos) + (1 - tgt_low) * (0.5 / (1 - pos))
                 bce = F.binary_cross_entropy_with_logits(
-                    logits, tgt_low.expand_as(logits), weight=weight.expand_as(logits),
+                    logits,
+                    tgt_low.expand_as(logits),
+                    weight=weight.expand_as(logits),
                     reduction="none",
                 ).mean((2, 3))
                 prob = logits.sigmoid()
@@ -155,8 +154,11 @@ def train_demo_model(
                 # One click: best of the three multimask outputs (SAM's recipe);
                 # two clicks: the single-mask output.
                 mask_loss = per[:, 1:].min(1).values if clicks == 1 and multimask else per[:, 0]
-                total = total + (mask_loss.sum() + F.mse_loss(iou_pred, true_iou,
-                                                              reduction="sum") / 4) / prompts
+                total = (
+                    total
+                    + (mask_loss.sum() + F.mse_loss(iou_pred, true_iou, reduction="sum") / 4)
+                    / prompts
+                )
         loss = total / batch
         opt.zero_grad()
         loss.backward()
@@ -168,9 +170,7 @@ def train_demo_model(
             torch.save(sam.state_dict(), f"{out}.step{step + 1}")
         report(progress, step + 1, steps, f"loss {np.mean(history[-20:]):.3f}")
     sam.eval()
-    state = {
-        k: (v.half() if v.is_floating_point() else v) for k, v in sam.state_dict().items()
-    }
+    state = {k: (v.half() if v.is_floating_point() else v) for k, v in sam.state_dict().items()}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, out)
@@ -194,8 +194,9 @@ def _decode_all(sam, emb, pe, sparse, dense):
     )
 
 
-def evaluate_clicks(session, n_images: int = 8, clicks: int = 10, seed: int = 12345,
-                    shape=(256, 256)) -> float:
+def evaluate_clicks(
+    session, n_images: int = 8, clicks: int = 10, seed: int = 12345, shape=(256, 256)
+) -> float:
     """Mean IoU of one click at a particle's interior point vs that particle."""
     rng = np.random.default_rng(seed)
     ious = []
