@@ -67,6 +67,12 @@ def test_instance_metrics_hand_computed():
     assert m2["ap50"] < 1.0
 
 
+def test_instances_without_background_pixels():
+    pred = np.array([[1, 1, 2, 2], [1, 1, 2, 2]])  # every pixel belongs to a mask
+    m = instance_metrics(pred, pred)
+    assert m["n_pred"] == 2 and m["map"] == pytest.approx(1.0)
+
+
 def test_perfect_and_empty_instances():
     true = np.zeros((6, 6), int)
     true[1:3, 1:3] = 1

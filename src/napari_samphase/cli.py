@@ -66,7 +66,6 @@ def _add_phase_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--background",
         default="class",
-        choices=["class", "ignore", "masks"],
         help="pixels in no mask: own class counted in K (default), not counted, "
         "or clustered as masks",
     )
@@ -76,13 +75,15 @@ def _add_phase_args(p: argparse.ArgumentParser) -> None:
 def _add_proposer_args(p: argparse.ArgumentParser) -> None:
     from .core.device import DEVICE_CHOICES
     from .core.models import MODELS
+    from .core.proposers import PROPOSERS
 
-    p.add_argument("--proposer", default="sam", choices=["sam", "superpixels"])
-    p.add_argument("--model", default="vit_b", choices=list(MODELS))
+    # Names are checked by the registries, so a typo gets one clear line, not usage.
+    p.add_argument("--proposer", default="sam", help=f"one of {', '.join(PROPOSERS)}")
+    p.add_argument("--model", default="vit_b", help=f"one of {', '.join(MODELS)}")
     p.add_argument(
         "--checkpoint", default=None, help="SAM checkpoint file (else cached/downloaded)"
     )
-    p.add_argument("--device", default="auto", choices=list(DEVICE_CHOICES))
+    p.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICE_CHOICES)}")
     p.add_argument("--points-per-side", type=int, default=32)
     p.add_argument("--pred-iou-thresh", type=float, default=0.88)
     p.add_argument("--stability-thresh", type=float, default=0.95)

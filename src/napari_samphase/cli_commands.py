@@ -12,7 +12,7 @@ from .core.errors import InputError
 
 
 def _proposer_options(args) -> dict:
-    if args.proposer == "superpixels":
+    if args.proposer != "sam":
         return {"min_area": args.min_area}
     return {
         "model": args.model,
@@ -76,9 +76,18 @@ def write_results(tmp: Path, stem: str, image, seg, k, args, session=None) -> st
 
 def cmd_segment(args) -> int:
     from .core.image import load_image
+    from .core.models import get_spec
+    from .core.phases import BACKGROUND_MODES
     from .core.proposers import make_proposer
 
     k = parse_k(args.phases)
+    if args.proposer == "sam":
+        from .core.device import resolve_device
+
+        get_spec(args.model)
+        resolve_device(args.device)
+    if args.background not in BACKGROUND_MODES:
+        raise InputError(f"--background must be one of {', '.join(BACKGROUND_MODES)}")
     images = [(p.stem, load_image(p)) for p in args.images]  # all inputs checked first
     stems = [s for s, _ in images]
     if len(set(stems)) != len(stems):

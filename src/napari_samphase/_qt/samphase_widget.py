@@ -33,7 +33,8 @@ from ..core.phases import BACKGROUND_MODES
 from .phase_chart import PhaseChart
 from .workers import Cancelled, TaskRunner
 
-WEIGHT_FREE = "superpixels (no weights)"
+# Weight-free proposers, listed after the SAM models: label -> proposer name.
+WEIGHT_FREE = {"threshold (no weights)": "threshold", "superpixels (no weights)": "superpixels"}
 MODES = ("navigate", "segment", "same phase", "assign")
 
 
@@ -61,7 +62,7 @@ class SamphaseWidget(QWidget):
         self.image_combo.currentTextChanged.connect(self._image_changed)
         form.addRow("image", self.image_combo)
         self.model_combo = QComboBox()
-        self.model_combo.addItems([*MODELS, WEIGHT_FREE])
+        self.model_combo.addItems([*MODELS, *WEIGHT_FREE])
         self.model_combo.currentTextChanged.connect(self._model_changed)
         form.addRow("model", self.model_combo)
         row = QHBoxLayout()
@@ -186,7 +187,7 @@ class SamphaseWidget(QWidget):
     def _model_changed(self, name: str):
         from ..core.models import is_cached
 
-        sam = name != WEIGHT_FREE
+        sam = name not in WEIGHT_FREE
         for w in (self.checkpoint, self.device_combo, self.load_btn):
             w.setEnabled(sam)
         self.download_btn.setEnabled(sam and not is_cached(name))
@@ -254,11 +255,12 @@ class SamphaseWidget(QWidget):
 
     def segment_everything(self):
         name = self.model_combo.currentText()
-        if name == WEIGHT_FREE:
+        if name in WEIGHT_FREE:
+            proposer = WEIGHT_FREE[name]
             return self.runner.run(
-                lambda p: self.mapper.compute_proposal("superpixels", p),
+                lambda p: self.mapper.compute_proposal(proposer, p),
                 self.mapper.apply_segmentation,
-                "superpixels",
+                proposer,
             )
         choice = self.choice()
         pps = self.pps.value()

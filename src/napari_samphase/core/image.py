@@ -26,7 +26,8 @@ def load_image(path: str | Path) -> np.ndarray:
 
             image = iio.imread(path)
     except Exception as exc:  # every reader has its own exception types
-        raise InputError(f"{path}: cannot read this file as an image ({exc})") from None
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{path}: cannot read this file as an image ({reason})") from None
     return check_image(np.asarray(image), name=str(path))
 
 

@@ -35,7 +35,8 @@ def read_labels(path: str | Path) -> np.ndarray:
 
             arr = iio.imread(path)
     except Exception as exc:
-        raise InputError(f"{path}: cannot read this file ({exc})") from None
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{path}: cannot read this file ({reason})") from None
     arr = np.asarray(arr)
     if arr.ndim == 3 and arr.shape[-1] in (3, 4):
         if not (arr[..., 0] == arr[..., 1]).all() or not (arr[..., 1] == arr[..., 2]).all():

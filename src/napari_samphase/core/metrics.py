@@ -77,13 +77,18 @@ def semantic_metrics(pred, true, match: bool = True, n_classes: int | None = Non
     }
 
 
+def _compact(x: np.ndarray) -> np.ndarray:
+    """Instance ids -> 1..n in sorted order, 0 stays background."""
+    out = np.zeros(x.shape, np.int64)
+    fg = x > 0
+    out[fg] = np.searchsorted(np.unique(x[fg]), x[fg]) + 1
+    return out
+
+
 def instance_iou(pred, true) -> np.ndarray:
     """IoU matrix (n_pred x n_true) between instances (ids 1..), via one bincount."""
     pred, true = _same_shape(pred, true)
-    _, pred = np.unique(pred, return_inverse=True) if pred.max(initial=0) else (None, pred)
-    pred = pred.reshape(true.shape)
-    _, true = np.unique(true, return_inverse=True) if true.max(initial=0) else (None, true)
-    true = true.reshape(pred.shape)
+    pred, true = _compact(pred), _compact(true)
     n_p, n_t = int(pred.max(initial=0)) + 1, int(true.max(initial=0)) + 1
     inter = np.bincount(pred.ravel() * n_t + true.ravel(), minlength=n_p * n_t).reshape(n_p, n_t)
     area_p, area_t = inter.sum(1), inter.sum(0)

@@ -48,7 +48,6 @@ def build_demo_sam():
         Sam,
         TwoWayTransformer,
     )
-    from segment_anything.modeling.prompt_encoder import PositionEmbeddingRandom
 
     img_size, patch, dim = 256, 16, 128
     sam = Sam(
@@ -82,10 +81,6 @@ def build_demo_sam():
         pixel_mean=[123.675, 116.28, 103.53],
         pixel_std=[58.395, 57.12, 57.375],
     )
-    # Finer positional frequencies than SAM's default (scale 1) let a small model
-    # localise a click within a few epochs; the matrix is a buffer saved in the
-    # checkpoint, so loading restores it exactly.
-    sam.prompt_encoder.pe_layer = PositionEmbeddingRandom(dim // 2, scale=4.0)
     return sam.eval()
 
 
@@ -219,6 +214,7 @@ def download(name: str, progress=None) -> Path:
     import pooch
 
     bar = True if progress is None else _CallbackBar(progress, f"downloading {spec.filename}")
+    pooch.get_logger().setLevel("WARNING")  # our own progress bar says what is happening
     try:
         # pooch downloads to a temporary file and moves it into place only after the
         # SHA-256 matches, so a broken transfer never leaves a loadable file behind.

@@ -1,0 +1,182 @@
+"""The samphase command, run in-process as a user would from a shell."""
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_samphase.cli import main
+from napari_samphase.core.io import write_png
+from napari_samphase.core.synthetic import make_micrograph
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    d = tmp_path_factory.mktemp("in")
+    m = make_micrograph((256, 256), n_particles=25, seed=11)
+    write_png(d / "a.png", m.image)
+    return d / "a.png", m
+
+
+def _run(capsys, *argv):
+    code = main(["-q", *map(str, argv)])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_segment_threshold_with_phases_writes_everything(sample, tmp_path, capsys):
+    path, m = sample
+    code, out, err = _run(
+        capsys,
+        "segment",
+        path,
+        "--proposer",
+        "superpixels",
+        "--phases",
+        "4",
+        "--background",
+        "ignore",
+        "--features",
+        "intensity",
+        "--out",
+        tmp_path / "res",
+    )
+    assert code == 0, err
+    res = tmp_path / "res"
+    names = sorted(p.name for p in res.iterdir())
+    assert names == sorted(
+        [
+            "a_labels.tif",
+            "a_masks.csv",
+            "a_overlay.png",
+            "a_phases.tif",
+            "a_phase_overlay.png",
+            "a_phase_table.csv",
+            "a_phase_fractions.png",
+            "a_mask_phases.csv",
+        ]
+    )
+    labels = tifffile.imread(res / "a_labels.tif")
+    n = len(np.unique(labels[labels > 0]))
+    assert n >= 25
+    assert len((res / "a_masks.csv").read_text().splitlines()) == n + 1
+    phases = tifffile.imread(res / "a_phases.tif")
+    from napari_samphase.core.metrics import semantic_metrics
+
+    assert semantic_metrics(phases, m.phases)["pixel_accuracy"] > 0.8
+    table = (res / "a_phase_table.csv").read_text().splitlines()
+    assert table[0] == "phase,color,area_fraction,count,mean_intensity"
+    assert len(table) == 1 + 4  # matrix + 3 particle phases, no unlabelled background
+    assert "4 phases" in out
+
+
+def test_evaluate_semantic_and_instance(sample, tmp_path, capsys):
+    path, m = sample
+    _run(
+        capsys,
+        "segment",
+        path,
+        "--proposer",
+        "superpixels",
+        "--phases",
+        "4",
+        "--background",
+        "ignore",
+        "--out",
+        tmp_path / "pred",
+    )
+    truth = tmp_path / "truth"
+    truth.mkdir()
+    tifffile.imwrite(truth / "a.tif", m.phases)
+    code, out, _ = _run(capsys, "evaluate", "--pred", tmp_path / "pred", "--truth", truth)
+    assert code == 0
+    assert "pixel_accuracy" in out.splitlines()[0]
+    assert (tmp_path / "pred" / "evaluation.csv").is_file()
+    tifffile.imwrite(truth / "a.tif", m.instances.astype(np.uint16))
+    code, out, _ = _run(
+        capsys,
+        "evaluate",
+        "--pred",
+        tmp_path / "pred",
+        "--truth",
+        truth,
+        "--instance",
+        "--out",
+        tmp_path / "inst.csv",
+    )
+    assert code == 0
+    rows = (tmp_path / "inst.csv").read_text().splitlines()
+    header, first = rows[0].split(","), rows[1].split(",")
+    from napari_samphase.core.metrics import instance_metrics
+
+    expected = instance_metrics(tifffile.imread(tmp_path / "pred" / "a_labels.tif"), m.instances)
+    assert float(first[header.index("recall50")]) == pytest.approx(expected["recall50"], 1e-4)
+    assert float(first[header.index("map")]) == pytest.approx(expected["map"], 1e-4)
+    assert expected["recall50"] > 0.5
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model", "vit_z"], "unknown model 'vit_z'"),
+        (["--proposer", "magic"], "unknown proposer 'magic'"),
+        (["--phases", "lots"], "--phases takes"),
+        (["--device", "tpu"], "unknown device"),
+        (["--checkpoint", "/nonexistent/sam.pth"], "does not exist"),
+    ],
+)
+def test_bad_options_give_one_line_and_no_output(sample, tmp_path, capsys, args, message):
+    path, _ = sample
+    code, _, err = _run(capsys, "segment", path, *args, "--out", tmp_path / "res")
+    assert code == 1
+    assert len(err.strip().splitlines()) == 1 and message in err
+    assert not (tmp_path / "res").exists()
+
+
+def test_bad_images_leave_no_partial_output(sample, tmp_path, capsys):
+    good, _ = sample
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"nope")
+    stack = tmp_path / "stack.tif"
+    tifffile.imwrite(stack, np.zeros((3, 32, 32), np.uint8), photometric="minisblack")
+    for bad, message in ((junk, "cannot read"), (stack, "3D stacks")):
+        code, _, err = _run(
+            capsys, "segment", good, bad, "--proposer", "threshold", "--out", tmp_path / "res"
+        )
+        assert code == 1 and message in err and len(err.strip().splitlines()) == 1
+        assert not (tmp_path / "res").exists()
+    assert list(tmp_path.glob(".res.*")) == []  # no staging folder left behind
+
+
+def test_corrupted_checkpoint_is_one_line(sample, tmp_path, capsys):
+    path, _ = sample
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"\x80\x02}q\x00")
+    code, _, err = _run(
+        capsys,
+        "segment",
+        path,
+        "--model",
+        "demo-synthetic",
+        "--checkpoint",
+        bad,
+        "--out",
+        tmp_path / "res",
+    )
+    assert code == 1 and "not a readable checkpoint" in err
+
+
+def test_download_offline_is_a_clear_error(monkeypatch, cache_dir, capsys):
+    from dataclasses import replace
+
+    from napari_samphase.core import models
+
+    spec = replace(models.MODELS["vit_b"], url="http://127.0.0.1:9/sam_vit_b_01ec64.pth")
+    monkeypatch.setitem(models.MODELS, "vit_b", spec)
+    code, _, err = _run(capsys, "download", "--model", "vit_b")
+    assert code == 1
+    assert "sam_vit_b_01ec64.pth" in err and str(cache_dir) in err
+
+
+def test_sample_command(tmp_path, capsys):
+    code, out, _ = _run(capsys, "sample", tmp_path / "s.png")
+    assert code == 0 and (tmp_path / "s.png").is_file()
