@@ -180,3 +180,17 @@ def test_download_offline_is_a_clear_error(monkeypatch, cache_dir, capsys):
 def test_sample_command(tmp_path, capsys):
     code, out, _ = _run(capsys, "sample", tmp_path / "s.png")
     assert code == 0 and (tmp_path / "s.png").is_file()
+
+
+def test_demo_runs_offline_on_the_sample(tmp_path, capsys):
+    from napari_samphase.core.metrics import instance_metrics
+    from napari_samphase.core.synthetic import sample_micrograph
+
+    code, out, err = _run(capsys, "demo", "--out", tmp_path / "demo")
+    assert code == 0, err
+    d = tmp_path / "demo"
+    assert (d / "sample_micrograph.png").is_file()
+    labels = tifffile.imread(d / "sample_micrograph_labels.tif")
+    assert instance_metrics(labels, sample_micrograph().instances)["recall50"] >= 0.75
+    assert (d / "sample_micrograph_phase_table.csv").is_file()
+    assert "demo-synthetic" in out

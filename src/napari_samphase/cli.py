@@ -85,8 +85,18 @@ def _add_proposer_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICE_CHOICES)}")
     p.add_argument("--points-per-side", type=int, default=32)
-    p.add_argument("--pred-iou-thresh", type=float, default=0.88)
-    p.add_argument("--stability-thresh", type=float, default=0.95)
+    p.add_argument(
+        "--pred-iou-thresh",
+        type=float,
+        default=None,
+        help="default: the model's (0.88 for the official SAMs)",
+    )
+    p.add_argument(
+        "--stability-thresh",
+        type=float,
+        default=None,
+        help="default: the model's (0.95 for the official SAMs)",
+    )
     p.add_argument("--min-area", type=int, default=0)
     p.add_argument(
         "--no-download",

@@ -112,9 +112,9 @@ def cmd_segment(args) -> int:
 
 def cmd_demo(args) -> int:
     from .core.io import write_png
-    from .core.synthetic import make_micrograph
+    from .core.synthetic import sample_micrograph
 
-    sample = make_micrograph(seed=0)
+    sample = sample_micrograph()
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "sample_micrograph.png"
     write_png(path, sample.image)
@@ -126,8 +126,8 @@ def cmd_demo(args) -> int:
         checkpoint=None,
         device="auto",
         points_per_side=args.points_per_side,
-        pred_iou_thresh=0.88,
-        stability_thresh=0.95,
+        pred_iou_thresh=None,
+        stability_thresh=None,
         min_area=20,
         no_download=True,
         phases=args.phases,
@@ -160,10 +160,10 @@ def cmd_download(args) -> int:
 
 def cmd_sample(args) -> int:
     from .core.io import write_png
-    from .core.synthetic import make_micrograph
+    from .core.synthetic import sample_micrograph
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_png(args.out, make_micrograph(seed=args.seed).image)
+    write_png(args.out, sample_micrograph(seed=args.seed).image)
     print(args.out)
     return 0
 

@@ -84,7 +84,8 @@ class PhaseMapper:
 
     # -- layers --------------------------------------------------------------------------
     def _layer(self, name):
-        return self.viewer.layers.get(name, None)
+        layers = self.viewer.layers  # a LayerList has no .get
+        return layers[name] if name in layers else None  # noqa: SIM401
 
     def _shape(self):
         return self.image().shape[:2]

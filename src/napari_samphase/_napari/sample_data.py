@@ -4,9 +4,9 @@ from __future__ import annotations
 
 
 def synthetic_micrograph():
-    from ..core.synthetic import make_micrograph
+    from ..core.synthetic import sample_micrograph
 
-    m = make_micrograph(seed=0)
+    m = sample_micrograph()
     return [
         (m.image, {"name": "synthetic micrograph"}, "image"),
         (m.phases, {"name": "true phases", "visible": False, "opacity": 0.5}, "labels"),

@@ -182,7 +182,8 @@ class SamphaseWidget(QWidget):
         self._image_changed(self.image_combo.currentText())
 
     def _image_changed(self, name: str):
-        self.mapper.image_layer = self.viewer.layers.get(name, None)
+        layers = self.viewer.layers
+        self.mapper.image_layer = layers[name] if name in layers else None  # noqa: SIM401
 
     def _model_changed(self, name: str):
         from ..core.models import is_cached

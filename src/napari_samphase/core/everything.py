@@ -7,8 +7,9 @@ box NMS) with less work per prompt:
 * the decoder never re-projects the image (:mod:`fast_decoder`);
 * predicted IoU is known before upscaling: prompts with no output above the
   threshold are never upscaled;
-* stability is measured on the low-res logits; only kept masks are upsampled to
-  the image, and only inside their bounding box;
+* stability is screened on the low-res logits; only masks that may pass are
+  upsampled to the image (only inside their bounding box), where the stock
+  stability score decides;
 * optionally, grid points already inside an accepted mask are skipped
   (``skip_covered``), since they mostly reproduce that mask;
 * no RLE round trips: masks stay as cropped boolean arrays.
@@ -33,18 +34,27 @@ def point_grid(n_per_side: int, shape) -> np.ndarray:
 def segment_everything(
     session,
     points_per_side: int = 32,
-    pred_iou_thresh: float = 0.88,
-    stability_thresh: float = 0.95,
+    pred_iou_thresh: float | None = None,
+    stability_thresh: float | None = None,
     stability_offset: float = 1.0,
     box_nms_thresh: float = 0.7,
     min_area: int = 0,
     batch_size: int = 64,
     skip_covered: bool = False,
+    screen_margin: float = 0.15,
     progress: ProgressCallback | None = None,
 ) -> Segmentation:
     import torch
     from torchvision.ops import nms
 
+    from .models import MODELS, ModelSpec
+
+    # None: the thresholds registered for this model (SAM's defaults otherwise).
+    spec = MODELS.get(session.name) or ModelSpec("", None, "", "")
+    if pred_iou_thresh is None:
+        pred_iou_thresh = spec.pred_iou_thresh
+    if stability_thresh is None:
+        stability_thresh = spec.stability_thresh
     h, w = session.original_size
     thr = session.sam.mask_threshold
     # SAM's grid is in (x, y) of the image; the pixel-centre shift in to_model_coords
@@ -81,17 +91,31 @@ def segment_everything(
         logits = logits[:, :ch, :cw]
         inter = (logits > thr + stability_offset).sum((1, 2))
         union = (logits > thr - stability_offset).sum((1, 2)).clamp(min=1)
-        stab = inter / union
-        good = torch.nonzero(stab >= stability_thresh).ravel()
-        for k in good.tolist():
-            mask = _full_mask(session, logits[k], ch, cw, thr)
-            if mask is None:
+        stab_low = inter / union
+        # The low-res stability screens out clear failures; the rest get the exact
+        # image-size logits (inside their box) and the stock stability score.
+        maybe = torch.nonzero(stab_low >= stability_thresh - screen_margin).ravel()
+        for k in maybe.tolist():
+            found = _image_logits(session, logits[k], ch, cw, thr)
+            if found is None:
                 continue
-            box, crop = mask
+            box, crop_logits = found
+            stab = float((crop_logits > thr + stability_offset).sum()) / max(
+                int((crop_logits > thr - stability_offset).sum()), 1
+            )
+            if stab < stability_thresh:
+                continue
+            crop = crop_logits > thr
+            if not crop.any():
+                continue
+            rr = np.nonzero(crop.any(1))[0]
+            cc = np.nonzero(crop.any(0))[0]
+            crop = crop[rr[0] : rr[-1] + 1, cc[0] : cc[-1] + 1]
+            box = (box[0] + rr[0], box[1] + cc[0], box[0] + rr[-1] + 1, box[1] + cc[-1] + 1)
             boxes.append(box)
             crops.append(crop)
             ious.append(float(iou[rows[sel_p[k]], sel_m[k]]))
-            stabs.append(float(stab[k]))
+            stabs.append(stab)
             points.append(pts[int(rows[sel_p[k]])] + 0.5)
             if covered is not None:
                 covered[box[0] : box[2], box[1] : box[3]] |= crop
@@ -120,34 +144,39 @@ def segment_everything(
         col = np.zeros(len(final) + 1)
         col[1:] = pts_arr[final, j] if len(final) else []
         extra[name] = col
-    return Segmentation(labels_img, table_from_labels(labels_img, extra), "sam")
+    raw = [(boxes[i], crops[i]) for i in keep]
+    return Segmentation(labels_img, table_from_labels(labels_img, extra), "sam", raw)
 
 
-def _full_mask(session, low, ch: int, cw: int, thr: float):
-    """Upsample one low-res logit map inside its (padded) bounding box only."""
+def _image_logits(session, low, ch: int, cw: int, thr: float):
+    """Logits at image size inside the mask's (padded) box, computed exactly as
+    segment-anything's ``postprocess_masks`` does for the whole image: bilinear to the
+    model's input frame, crop the padding, bilinear to the image size."""
     h, w = session.original_size
     on = low > thr - 4.0  # generous: bilinear interpolation can raise nearby pixels
     if not on.any():
         return None
     rows = on.any(1).nonzero().ravel()
     cols = on.any(0).nonzero().ravel()
-    lr0, lr1 = max(int(rows[0]) - 1, 0), min(int(rows[-1]) + 2, ch)
-    lc0, lc1 = max(int(cols[0]) - 1, 0), min(int(cols[-1]) + 2, cw)
-    sy, sx = h / ch, w / cw
-    r0, r1 = int(np.floor(lr0 * sy)), min(int(np.ceil(lr1 * sy)), h)
-    c0, c1 = int(np.floor(lc0 * sx)), min(int(np.ceil(lc1 * sx)), w)
-    # Interpolate the full map's geometry restricted to the box: align_corners=False
-    # sampling positions of the whole image, evaluated only for rows r0:r1, cols c0:c1.
-    ys = ((np.arange(r0, r1) + 0.5) / sy - 0.5).clip(0, ch - 1)
-    xs = ((np.arange(c0, c1) + 0.5) / sx - 0.5).clip(0, cw - 1)
-    crop = _bilinear(low, ys, xs) > thr
-    if not crop.any():
-        return None
-    rr = np.nonzero(crop.any(1))[0]
-    cc = np.nonzero(crop.any(0))[0]
-    crop = crop[rr[0] : rr[-1] + 1, cc[0] : cc[-1] + 1]
-    box = (r0 + rr[0], c0 + cc[0], r0 + rr[-1] + 1, c0 + cc[-1] + 1)
-    return box, crop
+    ih, iw = session.input_size
+    up = session.img_size / low.shape[-1]  # low-res -> input frame (4 for SAM)
+    # box in image pixels, from the low-res box (one low-res pixel of margin)
+    r0 = max(int(np.floor((int(rows[0]) - 1) * up * h / ih)), 0)
+    r1 = min(int(np.ceil((int(rows[-1]) + 2) * up * h / ih)), h)
+    c0 = max(int(np.floor((int(cols[0]) - 1) * up * w / iw)), 0)
+    c1 = min(int(np.ceil((int(cols[-1]) + 2) * up * w / iw)), w)
+    # step 2 positions (image -> cropped input frame), then the step 1 rows they need
+    ys = ((np.arange(r0, r1) + 0.5) * ih / h - 0.5).clip(0, ih - 1)
+    xs = ((np.arange(c0, c1) + 0.5) * iw / w - 0.5).clip(0, iw - 1)
+    ya, yb = int(np.floor(ys[0])), min(int(np.floor(ys[-1])) + 1, ih - 1)
+    xa, xb = int(np.floor(xs[0])), min(int(np.floor(xs[-1])) + 1, iw - 1)
+    fy = ((np.arange(ya, yb + 1) + 0.5) / up - 0.5).clip(0, low.shape[0] - 1)
+    fx = ((np.arange(xa, xb + 1) + 0.5) / up - 0.5).clip(0, low.shape[1] - 1)
+    frame = _bilinear(low, fy, fx)  # the input-frame logits on the rows/cols needed
+    import torch
+
+    crop = _bilinear(torch.from_numpy(frame), ys - ya, xs - xa)
+    return (r0, c0, r1, c1), crop
 
 
 def _bilinear(img, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:

@@ -32,6 +32,18 @@ class Segmentation:
     labels: np.ndarray
     table: dict[str, np.ndarray] = field(default_factory=dict)
     proposer: str = ""
+    # SAM only: every mask kept after NMS, before overlaps were resolved, as
+    # ((row0, col0, row1, col1), cropped bool mask) - what the stock generator returns.
+    masks: list | None = field(default=None, repr=False)
+
+    def dense_masks(self) -> list[np.ndarray]:
+        """The overlapping masks as full-size boolean arrays."""
+        out = []
+        for (r0, c0, r1, c1), crop in self.masks or []:
+            m = np.zeros(self.labels.shape, bool)
+            m[r0:r1, c0:c1] = crop
+            out.append(m)
+        return out
 
     @property
     def n_masks(self) -> int:

@@ -30,6 +30,9 @@ class ModelSpec:
     url: str | None = None  # None: shipped inside the package (ASSETS)
     size_mb: float = 0.0
     description: str = ""
+    # segment-everything thresholds that suit this model (SAM's own defaults)
+    pred_iou_thresh: float = 0.88
+    stability_thresh: float = 0.95
 
 
 def _build_official(kind: str):
@@ -121,10 +124,13 @@ MODELS: dict[str, ModelSpec] = {
             build_demo_sam,
             "demo-synthetic.pth",
             # Updated by scripts/train_demo_model.py; tests check it matches the file.
-            "0000000000000000000000000000000000000000000000000000000000000000",
+            "8c9ff2dd79cd2b9e0dce07d78061028377108bdbcaa136ccbc5fcebfb843e235",
             None,
             3,
             "Test/demo asset trained on synthetic micrographs only; not for real data",
+            # A small model trained for minutes predicts IoU and logits less sharply.
+            pred_iou_thresh=0.5,
+            stability_thresh=0.8,
         ),
     )
 }

@@ -32,8 +32,8 @@ class SamProposer:
     checkpoint: str | None = None
     device: str = "auto"
     points_per_side: int = 32
-    pred_iou_thresh: float = 0.88
-    stability_thresh: float = 0.95
+    pred_iou_thresh: float | None = None  # None: the model's registered default
+    stability_thresh: float | None = None
     box_nms_thresh: float = 0.7
     min_area: int = 0
     skip_covered: bool = False

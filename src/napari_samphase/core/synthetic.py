@@ -139,3 +139,8 @@ def random_styles(n_phases: int, rng: np.random.Generator, min_contrast: float =
             continue
         styles.append(PhaseStyle(f"phase{len(styles)}", gray, texture, rng.uniform(0.8, 4.0)))
     return tuple(styles)
+
+
+def sample_micrograph(seed: int = 0) -> Micrograph:
+    """The plugin's sample: 256 x 256 (the demo model's native input size), 3 phases."""
+    return make_micrograph((256, 256), n_particles=20, radius=(8.0, 24.0), seed=seed)
