@@ -12,7 +12,7 @@ from napari_samphase.core.session import SamSession
 @pytest.fixture(scope="module")
 def random_session(micrograph):
     torch.manual_seed(0)
-    session = SamSession(build_demo_sam())
+    session = SamSession(build_demo_sam(), precision="fp32")  # exact comparison
     session.set_image(micrograph.image)
     return session
 
@@ -65,6 +65,16 @@ def test_embedding_progress_can_cancel(micrograph):
         s.set_image(micrograph.image, progress=with_cancel(progress, token))
     assert seen == [1, 2]
     assert s.embedding is None  # a cancelled embedding is not kept
+
+
+def test_bf16_encoder_stays_close_to_fp32(micrograph):
+    torch.manual_seed(0)
+    sam = build_demo_sam()
+    a, b = SamSession(sam, precision="fp32"), SamSession(sam, precision="bf16")
+    a.set_image(micrograph.image)
+    b.set_image(micrograph.image)
+    err = (a.embedding - b.embedding).abs().max() / a.embedding.abs().max()
+    assert 0 < err < 0.05  # bf16 really ran, and stayed close
 
 
 def test_predict_rejects_bad_points(random_session):

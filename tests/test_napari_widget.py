@@ -122,3 +122,43 @@ def test_errors_become_notifications_not_tracebacks(widget, qtbot):
     w.find_phases()  # no image, no masks
     _wait(qtbot, w)
     assert "error" in w.info.text()
+
+
+def test_undo_of_label_edits_survives_reclustering(widget, qtbot):
+    from napari_samphase._napari.controller import MASKS
+    from napari_samphase._napari.sample_data import synthetic_micrograph
+
+    viewer, w = widget
+    data, meta, _ = synthetic_micrograph()[0]
+    viewer.add_image(data, **meta)
+    w.model_combo.setCurrentText("threshold (no weights)")
+    w.segment_everything()
+    _wait(qtbot, w)
+    masks = viewer.layers[MASKS]
+    before = np.asarray(masks.data).copy()
+    victim = int(before[before > 0][0])
+    masks.selected_label = victim
+    r, c = np.argwhere(before == 0)[0]
+    masks.paint((r, c), victim)  # a user's brush stroke, recorded in napari's history
+    assert masks.data[r, c] == victim
+    w.find_phases()
+    _wait(qtbot, w)
+    masks.undo()
+    assert (np.asarray(masks.data) == before).all()
+
+
+def test_torch_can_load_after_the_viewer_exists():
+    """Opening the widget in a running napari imports torch after the OpenGL canvas
+    (Mesa's LLVM) is loaded; triton's LLVM would segfault there."""
+    import subprocess
+    import sys
+
+    code = (
+        "import napari; v = napari.Viewer(show=False);"
+        "import napari_samphase._qt.samphase_widget;"
+        "import torch, torchvision.ops; from segment_anything import sam_model_registry;"
+        "print('ok')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("ok")

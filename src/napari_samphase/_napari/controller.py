@@ -15,6 +15,9 @@ from psygnal import Signal
 
 from ..core.errors import InputError
 from ..core.render import phase_color
+from ._triton_guard import block_triton
+
+block_triton()  # before anything in this process imports torch
 
 PROMPTS, PREVIEW, MASKS, PHASES, BOXES = (
     "SAM prompts",

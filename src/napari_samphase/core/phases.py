@@ -67,8 +67,9 @@ def _kmeans(z: np.ndarray, k: int, seed: int):
 
 
 def _seeded_kmeans(z, k, fixed_idx, fixed_cls, seed, iters=100):
-    """Lloyd's k-means whose fixed points never change cluster; clusters with examples
-    start at their examples' mean, the rest by k-means++ on the remaining points."""
+    """Lloyd's k-means whose fixed points never change cluster. Clusters with examples
+    stay at their examples' mean (one example per phase must not be outvoted by a
+    drifting majority); the rest start by k-means++ and move as usual."""
     from sklearn.cluster import kmeans_plusplus
 
     centers = np.zeros((k, z.shape[1]))
@@ -85,6 +86,7 @@ def _seeded_kmeans(z, k, fixed_idx, fixed_cls, seed, iters=100):
             pool = z
         init, _ = kmeans_plusplus(pool, len(free), random_state=seed)
         centers[free] = init
+    anchored = set(seeded.tolist())
     lab = np.zeros(len(z), int)
     for _ in range(iters):
         d = ((z[:, None] - centers[None]) ** 2).sum(-1)
@@ -94,6 +96,8 @@ def _seeded_kmeans(z, k, fixed_idx, fixed_cls, seed, iters=100):
             break
         lab = new
         for c in range(k):
+            if c in anchored:  # a user's examples define their phase: it does not drift
+                continue
             if (lab == c).any():
                 centers[c] = z[lab == c].mean(0)
     return lab, centers

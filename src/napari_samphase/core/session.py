@@ -26,13 +26,16 @@ def image_key(image: np.ndarray) -> str:
     return f"{image.shape}{image.dtype}{digest.hexdigest()}"
 
 
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
 class SamSession:
     """Holds a SAM model, the current image and its embedding.
 
     Points are (row, col) in image pixels, as napari and numpy index them.
     """
 
-    def __init__(self, sam, name: str = "custom") -> None:
+    def __init__(self, sam, name: str = "custom", precision: str = "auto") -> None:
         import torch
         from segment_anything.utils.transforms import ResizeLongestSide
 
@@ -45,9 +48,28 @@ class SamSession:
         self.transform = ResizeLongestSide(self.img_size)
         self.decoder = FastDecoder(sam)
         self._torch = torch
+        if precision not in PRECISIONS:
+            raise InputError(f"precision must be one of {', '.join(PRECISIONS)}")
+        self.precision = precision
         self.key: str | None = None
         self.image: np.ndarray | None = None
         self.embedding = None
+
+    @property
+    def encoder_bf16(self) -> bool:
+        """bf16 image encoder: on CUDA, and on CPUs with native bf16 (AVX512-BF16/AMX)
+        under "auto"; the decoder always runs in fp32."""
+        if self.precision != "auto":
+            return self.precision == "bf16"
+        if self.device.type == "cuda":
+            return True
+        if self.device.type == "cpu":
+            mkldnn = getattr(self._torch.ops, "mkldnn", None)
+            try:
+                return bool(mkldnn._is_mkldnn_bf16_supported())
+            except Exception:  # older torch or no oneDNN: stay in fp32
+                return False
+        return False
 
     @classmethod
     def from_name(
@@ -57,10 +79,12 @@ class SamSession:
         device="auto",
         fetch=True,
         progress: ProgressCallback | None = None,
+        precision: str = "auto",
     ) -> SamSession:
         from .models import load_sam
 
-        return cls(load_sam(name, checkpoint, device=device, fetch=fetch, progress=progress), name)
+        sam = load_sam(name, checkpoint, device=device, fetch=fetch, progress=progress)
+        return cls(sam, name, precision)
 
     # -- embedding ---------------------------------------------------------------------
     def set_image(self, image: np.ndarray, progress: ProgressCallback | None = None) -> None:
@@ -83,8 +107,8 @@ class SamSession:
                     )
                 )
         autocast = (
-            torch.autocast("cuda", dtype=torch.bfloat16)
-            if self.device.type == "cuda"
+            torch.autocast(self.device.type, dtype=torch.bfloat16)
+            if self.encoder_bf16
             else nullcontext()
         )
         try:
