@@ -39,7 +39,7 @@ def segment_everything(
     stability_offset: float = 1.0,
     box_nms_thresh: float = 0.7,
     min_area: int = 0,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     skip_covered: bool = False,
     screen_margin: float = 0.15,
     progress: ProgressCallback | None = None,
@@ -55,6 +55,10 @@ def segment_everything(
         pred_iou_thresh = spec.pred_iou_thresh
     if stability_thresh is None:
         stability_thresh = spec.stability_thresh
+    if batch_size is None:
+        # On a CPU, small batches keep the per-prompt image tensors in cache (measured
+        # about 2x faster than 64); a GPU wants large ones.
+        batch_size = 4 if session.device.type == "cpu" else 64
     h, w = session.original_size
     thr = session.sam.mask_threshold
     # SAM's grid is in (x, y) of the image; the pixel-centre shift in to_model_coords

@@ -33,47 +33,57 @@ def _weights(linear: torch.nn.Linear, h: int):
     return linear.weight.view(h, out_f // h, in_f), linear.bias.view(h, out_f // h)
 
 
-def tokens_to_image(attn, q_tok, img_k, img_v, k_proj=None, v_proj=None):
-    """Tokens (B,T,C) attend to the image; img_k/img_v: (B or 1, HW, C) pre-projection.
+def tokens_to_image(attn, q_tok, img, pe, k_proj=None, v_proj=None):
+    """Tokens (B,T,C) attend to the image: keys ``img + pe``, values ``img``.
 
+    img: (B or 1, HW, C), pe: (1, HW, C); ``img + pe`` is never materialised.
     ``k_proj``/``v_proj``: image projections computed once (1, HW, internal), if shared.
     """
     h = attn.num_heads
     q = _heads(attn.q_proj(q_tok), h)  # B, h, T, d
     b, _, t, d = q.shape
+    q = q / math.sqrt(d)  # scale the few tokens, not the B x T x HW scores
     if k_proj is not None:
         scores = q @ _heads(k_proj, h).transpose(-1, -2)  # B, h, T, HW
     else:
         wk, _ = _weights(attn.k_proj, h)  # h, d, C; the key bias is constant per row of
-        qk = torch.einsum("bhtd,hdc->bhtc", q, wk)  # the softmax, so it drops out
-        scores = (qk.flatten(1, 2) @ img_k.transpose(-1, -2)).view(b, h, t, -1)
-    a = torch.softmax(scores / math.sqrt(d), dim=-1)
+        qk = torch.einsum("bhtd,hdc->bhtc", q, wk).flatten(1, 2)  # the softmax: dropped
+        scores = torch.baddbmm(qk @ pe.transpose(-1, -2), qk, img.transpose(-1, -2))
+        scores = scores.view(b, h, t, -1)
+    a = torch.softmax(scores, dim=-1)
     if v_proj is not None:
         out = a @ _heads(v_proj, h)  # B, h, T, d
     else:
         wv, bv = _weights(attn.v_proj, h)
-        ax = (a.flatten(1, 2) @ img_v).view(b, h, t, -1)  # B, h, T, C
+        ax = (a.flatten(1, 2) @ img).view(b, h, t, -1)  # B, h, T, C
         out = torch.einsum("bhtc,hdc->bhtd", ax, wv) + bv[None, :, None, :]
     return attn.out_proj(out.transpose(1, 2).reshape(b, t, h * d))
 
 
-def image_to_tokens(attn, img_q, tok_k, tok_v, q_proj=None):
-    """The image (B or 1, HW, C) attends to the tokens (B,T,C); returns (B, HW, C)."""
+def image_to_tokens(attn, img, pe, tok_k, tok_v, q_proj=None):
+    """The image attends to the tokens (B,T,C): queries ``img + pe``.
+
+    Returns ``img + attention output`` (B, HW, C), the residual sum, in one pass.
+    """
     h = attn.num_heads
     k = _heads(attn.k_proj(tok_k), h)  # B, h, T, d
     v = _heads(attn.v_proj(tok_v), h)
     b, _, t, d = k.shape
+    k = k / math.sqrt(d)
     if q_proj is not None:
         scores = torch.einsum("nhd,bhtd->bnht", _heads(q_proj, h)[0].transpose(0, 1), k)
+        scores = scores.flatten(2)
     else:
         wq, bq = _weights(attn.q_proj, h)  # h, d, C
         m = torch.einsum("hdc,bhtd->bcht", wq, k).flatten(2)  # B, C, h*T
         bias = torch.einsum("hd,bhtd->bht", bq, k).flatten(1)  # B, h*T
-        scores = (img_q @ m + bias[:, None, :]).view(b, -1, h, t)
-    a = torch.softmax(scores / math.sqrt(d), dim=-1).flatten(2)  # B, HW, h*T
+        scores = torch.baddbmm(pe @ m + bias[:, None, :], img.expand(b, -1, -1), m)
+    a = torch.softmax(scores.view(b, -1, h, t), dim=-1).flatten(2)  # B, HW, h*T
     wo = attn.out_proj.weight  # C, h*d
     vw = torch.einsum("bhtd,chd->bhtc", v, wo.view(wo.shape[0], h, d)).flatten(1, 2)
-    return a @ vw + attn.out_proj.bias
+    # Each head's weights sum to 1, so adding bias/h to every row of vw adds the bias.
+    vw = vw + attn.out_proj.bias / h
+    return torch.baddbmm(img.expand(b, -1, -1), a, vw)
 
 
 class FastDecoder:
@@ -113,27 +123,28 @@ class FastDecoder:
                 queries = queries + layer.self_attn(q=q, k=q, v=queries)
             queries = layer.norm1(queries)
             shared = i == 0  # layer 0's image side is the same for every prompt
-            kin = keys + self.pe
             queries = queries + tokens_to_image(
                 layer.cross_attn_token_to_image,
                 queries + qpe,
-                kin,
                 keys,
+                self.pe,
                 k_proj=self.k0 if shared else None,
                 v_proj=self.v0 if shared else None,
             )
             queries = layer.norm2(queries)
             queries = layer.norm3(queries + layer.mlp(queries))
-            attn_out = image_to_tokens(
-                layer.cross_attn_image_to_token,
-                kin,
-                queries + qpe,
-                queries,
-                q_proj=self.q0 if shared else None,
+            keys = layer.norm4(
+                image_to_tokens(
+                    layer.cross_attn_image_to_token,
+                    keys,
+                    self.pe,
+                    queries + qpe,
+                    queries,
+                    q_proj=self.q0 if shared else None,
+                )
             )
-            keys = layer.norm4(keys + attn_out)
         queries = queries + tokens_to_image(
-            self.tf.final_attn_token_to_image, queries + qpe, keys + self.pe, keys
+            self.tf.final_attn_token_to_image, queries + qpe, keys, self.pe
         )
         queries = self.tf.norm_final_attn(queries)
         iou_pred = dec.iou_prediction_head(queries[:, 0])

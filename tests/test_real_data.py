@@ -1,0 +1,56 @@
+"""Real micrographs (../shared/data or SAMPHASE_DATA); skipped where absent."""
+
+import numpy as np
+import pytest
+
+from napari_samphase.core.metrics import semantic_metrics
+from napari_samphase.core.phases import find_phases
+from napari_samphase.core.proposers import segment
+
+pytestmark = pytest.mark.data
+
+
+def _nasa(data_dir, names):
+    import imageio.v3 as iio
+
+    folder = data_dir / "nasa_super_ni"
+    for name in names:
+        yield iio.imread(folder / "images" / name), iio.imread(folder / "masks" / name)
+
+
+def test_default_features_beat_pixel_kmeans_and_the_method_on_nasa(data_dir):
+    from sklearn.cluster import KMeans
+
+    scores = {"pixels": [], "prompt_color": [], "default": []}
+    for image, truth in _nasa(data_dir, ["super_00.png", "super_05.png", "super_10.png"]):
+        seg = segment(image, "threshold")
+        pix = KMeans(3, n_init=3, random_state=0).fit_predict(image.reshape(-1, 1))
+        scores["pixels"].append(semantic_metrics(pix.reshape(image.shape), truth)["miou"])
+        for feats in ("prompt_color", "default"):
+            res = find_phases(image, seg.labels, k=3, features=feats)
+            scores[feats].append(semantic_metrics(res.phase_labels, truth)["miou"])
+    mean = {k: float(np.mean(v)) for k, v in scores.items()}
+    assert mean["default"] > mean["pixels"] + 0.08
+    assert mean["default"] >= mean["prompt_color"]
+
+
+def test_instance_metrics_on_dsb_nuclei(data_dir):
+    import imageio.v3 as iio
+
+    folder = data_dir / "dsb2018_nuclei"
+    image = iio.imread(folder / "images" / "nuclei_00.png")
+    truth = iio.imread(folder / "masks" / "nuclei_00.png")
+    m = instance_metrics_self(truth)
+    assert m["map"] == pytest.approx(1.0)
+    seg = segment(image, "threshold")
+    from napari_samphase.core.metrics import instance_metrics
+
+    got = instance_metrics(seg.labels, truth)
+    assert got["n_true"] == len(np.unique(truth)) - 1
+    assert 0 < got["recall50"] <= 1 and 0 <= got["map"] <= got["ap50"]
+
+
+def instance_metrics_self(truth):
+    from napari_samphase.core.metrics import instance_metrics
+
+    return instance_metrics(truth, truth)
