@@ -84,7 +84,8 @@ def test_full_run_weight_free(widget, qtbot, tmp_path):
     expected = w.mapper.query(rows[0], cols[0])
     assert hit.phase == expected.phase and set(hit.mask_ids) == set(expected.mask_ids)
     assert phases.show_selected_label and phases.selected_label == hit.phase
-    assert len(viewer.layers[BOXES].data) == len(hit.mask_ids)
+    boxes = viewer.layers[BOXES]
+    assert boxes.visible and (boxes.edge_color[:, 3] > 0).sum() == len(hit.mask_ids)
     same = set(np.unique(masks.data[phases.data == hit.phase]))
     assert same == set(hit.mask_ids.tolist())
 

@@ -119,13 +119,10 @@ class PhaseMapper:
     # -- clicks to SAM -------------------------------------------------------------------
     def add_prompt(self, row: float, col: float, positive: bool = True):
         layer = self.prompts_layer()
-        feats = layer.features
-        positives = np.append(
-            np.asarray(feats["positive"], bool) if len(feats) else [], positive
-        ).astype(bool)
-        layer.data = np.vstack([layer.data, [[row, col]]])
-        layer.features = {"positive": positives}
-        layer.face_color = [POSITIVE if p else NEGATIVE for p in positives]
+        layer.selected_data = set()  # the current colour must not repaint a selection
+        layer.feature_defaults = {"positive": positive}
+        layer.current_face_color = POSITIVE if positive else NEGATIVE
+        layer.add([[row, col]])
         return self.update_preview()
 
     def update_preview(self):
@@ -273,33 +270,47 @@ class PhaseMapper:
             if masks is not None:
                 masks.opacity = 0.7
             if boxes is not None:
-                boxes.data = []
+                boxes.visible = False
             self.status.emit(hit.describe())
             return hit
         phases.selected_label = hit.phase
         phases.show_selected_label = True
         if masks is not None:
             masks.opacity = 0.15  # the others dimmed
-        rects = [
-            np.array([[r0, c0], [r0, c1], [r1, c1], [r1, c0]], float)
-            for r0, c0, r1, c1 in hit.bboxes
-        ]
-        edge = phase_color(hit.phase)
+        boxes = self._boxes_layer()
+        colors = np.zeros((len(self._box_ids), 4))
+        colors[np.isin(self._box_ids, hit.mask_ids)] = (*phase_color(hit.phase), 1.0)
+        # Recolouring existing boxes is several times faster than rebuilding shapes.
+        boxes.edge_color = colors
+        boxes.visible = True
+        self.status.emit(hit.describe())
+        return hit
+
+    def _boxes_layer(self):
+        """One rectangle per mask, built once per phase result; highlights recolour it."""
+        boxes = self._layer(BOXES)
+        if boxes is not None and getattr(self, "_boxes_for", None) is self.query:
+            return boxes
+        q = self.query
+        phases = q.phases()
+        self._box_ids = np.concatenate([q.members(p) for p in phases])
+        bb = np.concatenate([q.boxes(p) for p in phases]).astype(float)
+        rects = np.stack([bb[:, [0, 1]], bb[:, [0, 3]], bb[:, [2, 3]], bb[:, [2, 1]]], 1)
+        width = max(1, self._shape()[0] // 400)
         if boxes is None:
             boxes = self.viewer.add_shapes(
-                rects,
+                list(rects),
                 shape_type="rectangle",
                 name=BOXES,
-                edge_color=edge,
                 face_color="transparent",
-                edge_width=max(1, self._shape()[0] // 400),
+                edge_color="transparent",
+                edge_width=width,
             )
         else:
             boxes.data = []
-            if rects:
-                boxes.add_rectangles(rects, edge_color=edge, face_color="transparent")
-        self.status.emit(hit.describe())
-        return hit
+            boxes.add_rectangles(list(rects), edge_color="transparent", face_color="transparent")
+        self._boxes_for = q
+        return boxes
 
     def clear_highlight(self) -> None:
         phases = self._layer(PHASES)
@@ -308,7 +319,7 @@ class PhaseMapper:
         if (masks := self._layer(MASKS)) is not None:
             masks.opacity = 0.7
         if (boxes := self._layer(BOXES)) is not None:
-            boxes.data = []
+            boxes.visible = False
 
     def assign(self, row: float, col: float, phase: int) -> int:
         """Put the clicked mask into ``phase`` by hand; it stays there on re-clustering."""

@@ -97,14 +97,42 @@ def feat_texture(ctx: FeatureContext):
 
 
 def feat_shape(ctx: FeatureContext):
-    """log area, eccentricity and solidity."""
-    from skimage.measure import regionprops
+    """log area, eccentricity (from second moments, vectorised) and solidity (area over
+    the area of the convex hull of the mask's pixel squares)."""
+    from scipy.spatial import ConvexHull, QhullError
 
-    props = {p.label: p for p in regionprops(ctx.labels)}
-    out = np.zeros((len(ctx.ids), 3))
-    for j, i in enumerate(ctx.ids):
-        p = props[int(i)]
-        out[j] = (np.log(p.area), p.eccentricity, p.solidity)
+    lab = ctx.labels.ravel()
+    rr, cc = np.indices(ctx.labels.shape)
+    n = np.bincount(lab, minlength=ctx.n_max).astype(np.float64)
+    cnt = n.clip(min=1)
+
+    def mean(v):
+        return np.bincount(lab, v.ravel().astype(np.float64), ctx.n_max) / cnt
+
+    mr, mc = mean(rr), mean(cc)
+    # pixel variance 1/12 per axis, as skimage's inertia tensor of pixel squares
+    vr = mean(rr.astype(np.float64) ** 2) - mr**2 + 1 / 12
+    vc = mean(cc.astype(np.float64) ** 2) - mc**2 + 1 / 12
+    cov = mean(rr.astype(np.float64) * cc) - mr * mc
+    half = np.sqrt(((vr - vc) / 2) ** 2 + cov**2)
+    l1, l2 = (vr + vc) / 2 + half, ((vr + vc) / 2 - half).clip(min=0)
+    ecc = np.sqrt(1 - l2 / np.maximum(l1, 1e-12))
+    solidity = np.ones(ctx.n_max)
+    slices = ndi.find_objects(ctx.labels)
+    corners = np.array([[0, 0], [0, 1], [1, 0], [1, 1]])
+    for i in ctx.ids:
+        sl = slices[i - 1]
+        if sl is None:
+            continue
+        sub = ctx.labels[sl] == i
+        # only pixels on the mask's border can be hull vertices
+        edge = sub & ~ndi.binary_erosion(sub)
+        pts = (np.argwhere(edge)[:, None, :] + corners[None]).reshape(-1, 2)
+        try:
+            solidity[i] = n[i] / ConvexHull(pts).volume
+        except QhullError:  # a line of pixels: flat hull
+            solidity[i] = 1.0
+    out = np.stack([np.log(n[ctx.ids].clip(min=1)), ecc[ctx.ids], solidity[ctx.ids].clip(0, 1)], 1)
     return out, ["log_area", "eccentricity", "solidity"]
 
 

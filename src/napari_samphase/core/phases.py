@@ -62,7 +62,7 @@ class PhaseResult:
 def _kmeans(z: np.ndarray, k: int, seed: int):
     from sklearn.cluster import KMeans
 
-    km = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(z)
+    km = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(z)
     return km.labels_, km.cluster_centers_
 
 

@@ -53,8 +53,14 @@ class PhaseQuery:
     def from_result(cls, result) -> PhaseQuery:
         return cls(result.labels, result.mask_ids, result.phase_of_mask)
 
+    def phases(self) -> list[int]:
+        return sorted(self._members)
+
     def members(self, phase: int) -> np.ndarray:
         return self._members.get(int(phase), np.zeros(0, np.int64))
+
+    def boxes(self, phase: int) -> np.ndarray:
+        return self._boxes.get(int(phase), np.zeros((0, 4), np.int64))
 
     def __call__(self, row: float, col: float) -> QueryResult:
         r, c = int(np.floor(row)), int(np.floor(col))
