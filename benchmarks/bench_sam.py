@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from _report import machine, table, timed, write_section
+from napari_samphase.core.metrics import recovered_fraction
 from napari_samphase.core.models import MODELS, build_sam, load_sam
 from napari_samphase.core.session import SamSession
 from napari_samphase.core.synthetic import make_micrograph, sample_micrograph
@@ -39,21 +40,8 @@ def ours_generate(sam, image, pps, session=None, iou=0.88, stab=0.95):
     )
 
 
-def recovered(stock, ours, thr=0.9) -> float:
-    """Share of stock masks whose best match among ours (both before overlaps are
-    resolved, as each generator returns them) has IoU >= thr."""
-    if not stock:
-        return float("nan")
-    if not ours:
-        return 0.0
-    flat = np.stack(ours).reshape(len(ours), -1)
-    area = flat.sum(1)
-    hits = 0
-    for m in stock:
-        r = m["segmentation"].ravel()
-        inter = flat[:, r].sum(1)
-        hits += (inter / (area + r.sum() - inter)).max() >= thr
-    return hits / len(stock)
+def stock_masks(records):
+    return [m["segmentation"] for m in records]
 
 
 def click_latency(sam, image, n=20):
@@ -151,7 +139,7 @@ def main() -> None:
                     f"{pps}x{pps}",
                     len(stock),
                     len(ours.masks),
-                    f"{recovered(stock, ours.dense_masks()):.3f}",
+                    f"{recovered_fraction(stock_masks(stock), ours.dense_masks()):.3f}",
                     f"{t_s:.2f}",
                     f"{t_o:.2f}",
                 ]

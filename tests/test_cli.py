@@ -23,23 +23,15 @@ def _run(capsys, *argv):
     return code, out.out, out.err
 
 
-def test_segment_threshold_with_phases_writes_everything(sample, tmp_path, capsys):
+def _segment_phases(capsys, path, out, *extra):
+    """Weight-free masks and 4 phases (matrix + 3 particle phases) of the sample."""
+    args = ["--proposer", "superpixels", "--phases", "4", "--background", "ignore"]
+    return _run(capsys, "segment", path, *args, *extra, "--out", out)
+
+
+def test_segment_superpixels_with_phases_writes_everything(sample, tmp_path, capsys):
     path, m = sample
-    code, out, err = _run(
-        capsys,
-        "segment",
-        path,
-        "--proposer",
-        "superpixels",
-        "--phases",
-        "4",
-        "--background",
-        "ignore",
-        "--features",
-        "intensity",
-        "--out",
-        tmp_path / "res",
-    )
+    code, out, err = _segment_phases(capsys, path, tmp_path / "res", "--features", "intensity")
     assert code == 0, err
     res = tmp_path / "res"
     names = sorted(p.name for p in res.iterdir())
@@ -71,19 +63,7 @@ def test_segment_threshold_with_phases_writes_everything(sample, tmp_path, capsy
 
 def test_evaluate_semantic_and_instance(sample, tmp_path, capsys):
     path, m = sample
-    _run(
-        capsys,
-        "segment",
-        path,
-        "--proposer",
-        "superpixels",
-        "--phases",
-        "4",
-        "--background",
-        "ignore",
-        "--out",
-        tmp_path / "pred",
-    )
+    _segment_phases(capsys, path, tmp_path / "pred")
     truth = tmp_path / "truth"
     truth.mkdir()
     tifffile.imwrite(truth / "a.tif", m.phases)

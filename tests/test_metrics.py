@@ -83,6 +83,21 @@ def test_perfect_and_empty_instances():
     assert empty["recall50"] == 0 and empty["map"] == 0
 
 
+def test_recovered_fraction():
+    from napari_samphase.core.metrics import recovered_fraction
+
+    a = np.zeros((10, 10), bool)
+    a[:5] = True
+    b = np.zeros((10, 10), bool)
+    b[5:] = True
+    almost = a.copy()
+    almost[4, :] = False  # IoU 40/50 = 0.8
+    assert recovered_fraction([a, b], [a, b]) == 1.0
+    assert recovered_fraction([a, b], [almost, b]) == 0.5
+    assert recovered_fraction([a, b], [almost, b], thr=0.8) == 1.0
+    assert recovered_fraction([a], []) == 0.0
+
+
 def test_shape_mismatch_is_an_error():
     with pytest.raises(InputError, match="does not match"):
         semantic_metrics(np.zeros((3, 3)), np.zeros((3, 4)))

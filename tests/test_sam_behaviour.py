@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from napari_samphase.core.metrics import instance_metrics
+from napari_samphase.core.metrics import instance_metrics, recovered_fraction
 from napari_samphase.core.synthetic import make_micrograph
 
 
@@ -77,22 +77,8 @@ def test_fast_generator_agrees_with_stock(demo_session, scene, pps):
     seg = demo_session.segment_everything(points_per_side=pps)
     assert len(stock) > 10
     # compare mask sets as both generators return them (before overlaps are resolved)
-    assert recovered([m["segmentation"] for m in stock], seg.dense_masks()) >= 0.95
+    assert recovered_fraction([m["segmentation"] for m in stock], seg.dense_masks()) >= 0.95
     assert abs(len(seg.masks) - len(stock)) <= 0.1 * len(stock)
-
-
-def recovered(reference, ours, thr=0.9) -> float:
-    """Share of reference masks whose best match among ``ours`` has IoU >= thr."""
-    if not ours:
-        return 0.0
-    stack = np.stack(ours).reshape(len(ours), -1)
-    area = stack.sum(1)
-    hits = 0
-    for ref in reference:
-        r = ref.ravel()
-        inter = stack[:, r].sum(1)
-        hits += (inter / (area + r.sum() - inter)).max() >= thr
-    return hits / len(reference)
 
 
 def test_progress_and_cancel_in_segment_everything(demo_session, scene):

@@ -172,3 +172,22 @@ def _coco_ap(tp_ranked: np.ndarray, n_true: int) -> float:
     return float(
         np.where(idx < len(precision), precision[np.minimum(idx, len(precision) - 1)], 0.0).mean()
     )
+
+
+def recovered_fraction(reference, candidates, thr: float = 0.9) -> float:
+    """Share of ``reference`` boolean masks whose best match among ``candidates``
+    (possibly overlapping masks, same shape) has IoU >= ``thr``."""
+    reference = list(reference)
+    if not reference:
+        return float("nan")
+    candidates = list(candidates)
+    if not candidates:
+        return 0.0
+    flat = np.stack(candidates).reshape(len(candidates), -1)
+    area = flat.sum(1)
+    hits = 0
+    for ref in reference:
+        r = np.asarray(ref, bool).ravel()
+        inter = flat[:, r].sum(1)
+        hits += (inter / (area + r.sum() - inter)).max() >= thr
+    return hits / len(reference)
