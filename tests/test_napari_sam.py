@@ -85,5 +85,7 @@ def test_segment_everything_cancel_then_run_and_screenshot(loaded, qtbot):
     DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
     viewer.window.resize(1400, 900)
     qtbot.wait(200)
+    viewer.reset_view()
+    qtbot.wait(200)
     shot = viewer.screenshot(DOCS_IMAGES / "widget.png", canvas_only=False)
     assert shot.shape[0] > 400 and shot.std() > 5

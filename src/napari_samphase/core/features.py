@@ -219,13 +219,27 @@ def compute_features(image, labels, ids, features="default", points=None, embedd
     return np.concatenate(blocks, 1), names, np.asarray(groups)
 
 
-def standardize(x: np.ndarray, groups: np.ndarray, mean=None, scale=None):
+# Relative weight of each extractor's group after standardisation. Shape counts half:
+# segment-everything returns parts and wholes of the same particle, so size and
+# outline vary within a phase more than intensity and texture do.
+GROUP_WEIGHTS = {"shape": 0.5}
+
+
+def group_weights(features) -> np.ndarray:
+    """Weight per group index, for the groups :func:`compute_features` returns."""
+    return np.array([GROUP_WEIGHTS.get(n, 1.0) for n in resolve_feature_set(features)])
+
+
+def standardize(x: np.ndarray, groups: np.ndarray, mean=None, scale=None, weights=None):
     """Zero mean, unit variance per column, then each feature group scaled to equal
-    total weight (so 10 LBP bins do not outvote one mean intensity)."""
+    total weight (so 10 LBP bins do not outvote one mean intensity), times its
+    weight in ``weights`` (per group index)."""
     if mean is None:
         mean = x.mean(0)
         std = x.std(0)
         std[std < 1e-12] = 1.0
         size = np.bincount(groups)[groups]
         scale = std * np.sqrt(size)
+        if weights is not None:
+            scale = scale / np.asarray(weights, float)[groups]
     return (x - mean) / scale, mean, scale

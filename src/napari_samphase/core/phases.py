@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import InputError
-from .features import compute_features, standardize
+from .features import compute_features, group_weights, standardize
 from .image import check_image
 from .masks import check_labels
 
@@ -176,7 +176,7 @@ def find_phases(
     if any(p < 1 for p in pinned.values()):
         raise InputError("phase ids of examples start at 1 (0 is the background)")
     raw, names, groups = compute_features(image, labels, ids, features, points, embedding)
-    z, mean, scale = standardize(raw, groups)
+    z, mean, scale = standardize(raw, groups, weights=group_weights(features))
     silhouette = {}
     counts_bg = background == "class" and has_bg
     if isinstance(k, str):
