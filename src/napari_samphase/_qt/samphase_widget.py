@@ -119,13 +119,20 @@ class SamphaseWidget(QWidget):
         self.pps = QSpinBox()
         self.pps.setRange(4, 128)
         self.pps.setValue(32)
-        self.pps.setPrefix("points/side ")
+        self.pps.setPrefix("grid ")
+        self.pps.setToolTip("points per side of the prompt grid")
+        self.min_area = QSpinBox()
+        self.min_area.setRange(0, 100000)
+        self.min_area.setValue(20)  # specks of a few pixels only add noise to phases
+        self.min_area.setPrefix("min ")
+        self.min_area.setSuffix(" px")
         self.everything_btn = QPushButton("Segment everything")
         self.everything_btn.clicked.connect(self.segment_everything)
         self.cancel_btn = QPushButton("Cancel")
         self.cancel_btn.setEnabled(False)
         self.cancel_btn.clicked.connect(self.runner.cancel)
         row.addWidget(self.pps)
+        row.addWidget(self.min_area)
         row.addWidget(self.everything_btn)
         row.addWidget(self.cancel_btn)
         root.addWidget(box)
@@ -257,18 +264,20 @@ class SamphaseWidget(QWidget):
     def segment_everything(self):
         name = self.model_combo.currentText()
         if name in WEIGHT_FREE:
-            proposer = WEIGHT_FREE[name]
+            proposer, min_area = WEIGHT_FREE[name], self.min_area.value()
             return self.runner.run(
-                lambda p: self.mapper.compute_proposal(proposer, p),
+                lambda p: self.mapper.compute_proposal(proposer, p, min_area=min_area),
                 self.mapper.apply_segmentation,
                 proposer,
             )
         choice = self.choice()
-        pps = self.pps.value()
+        pps, min_area = self.pps.value(), self.min_area.value()
 
         def work(progress):
             self.mapper.load_model(choice, progress=progress)
-            return self.mapper.compute_everything(progress=progress, points_per_side=pps)
+            return self.mapper.compute_everything(
+                progress=progress, points_per_side=pps, min_area=min_area
+            )
 
         return self.runner.run(work, self.mapper.apply_segmentation, "segment everything")
 
