@@ -136,7 +136,10 @@ class PhaseMapper:
             raise InputError("compute the image embedding first (load a model)")
         positives = np.asarray(layer.features["positive"], bool)
         result = self.session.predict(layer.data[:, :2], positives.astype(int))
-        preview.data = result.mask.astype(np.uint8)
+        new = result.mask.astype(np.uint8)
+        changed = np.nonzero(np.asarray(preview.data) != new)
+        if len(changed[0]):  # only the changed pixels: a partial texture update
+            preview.data_setitem(changed, new[changed])
         self.status.emit(f"preview: {int(result.mask.sum())} px, score {result.score:.2f}")
         return result
 
