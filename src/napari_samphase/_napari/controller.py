@@ -276,16 +276,21 @@ class PhaseMapper:
                 boxes.visible = False
             self.status.emit(hit.describe())
             return hit
-        phases.selected_label = hit.phase
-        phases.show_selected_label = True
-        if masks is not None:
+        # Each property change costs a redraw: set only what differs from the last click.
+        if phases.selected_label != hit.phase:
+            phases.selected_label = hit.phase
+        if not phases.show_selected_label:
+            phases.show_selected_label = True
+        if masks is not None and masks.opacity != 0.15:
             masks.opacity = 0.15  # the others dimmed
         boxes = self._boxes_layer()
-        colors = np.zeros((len(self._box_ids), 4))
-        colors[np.isin(self._box_ids, hit.mask_ids)] = (*phase_color(hit.phase), 1.0)
-        # Recolouring existing boxes is several times faster than rebuilding shapes.
-        boxes.edge_color = colors
-        boxes.visible = True
+        if getattr(self, "_boxes_phase", None) != hit.phase or not boxes.visible:
+            colors = np.zeros((len(self._box_ids), 4))
+            colors[np.isin(self._box_ids, hit.mask_ids)] = (*phase_color(hit.phase), 1.0)
+            # Recolouring existing boxes is several times faster than rebuilding shapes.
+            boxes.edge_color = colors
+            boxes.visible = True
+            self._boxes_phase = hit.phase
         self.status.emit(hit.describe())
         return hit
 
@@ -313,6 +318,7 @@ class PhaseMapper:
             boxes.data = []
             boxes.add_rectangles(list(rects), edge_color="transparent", face_color="transparent")
         self._boxes_for = q
+        self._boxes_phase = None
         return boxes
 
     def clear_highlight(self) -> None:
