@@ -37,6 +37,12 @@ def main() -> None:
             args.out, steps=args.steps, batch=args.batch, seed=args.seed, progress=progress
         )
     summary["sha256"] = sha256sum(args.out)
+    from napari_samphase.core.session import SamSession
+    from napari_samphase.core.training import evaluate_clicks
+
+    # held-out synthetic images: mean IoU of one click in a particle vs that particle
+    session = SamSession.from_name("demo-synthetic", checkpoint=args.out, device="cpu")
+    summary["click_iou"] = round(evaluate_clicks(session), 3)
     print(json.dumps(summary, indent=2))
 
 

@@ -41,3 +41,8 @@ def test_no_module_is_too_large():
         p.relative_to(PKG).as_posix(): len(p.read_text().splitlines()) for p in PKG.rglob("*.py")
     }
     assert {k: v for k, v in sizes.items() if v > 400} == {}
+
+
+def test_lazy_public_names_resolve():
+    missing = [name for name in napari_samphase._LAZY if getattr(napari_samphase, name) is None]
+    assert missing == []

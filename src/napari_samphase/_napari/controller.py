@@ -53,7 +53,6 @@ class PhaseMapper:
         self.query = None
         self.fixed: dict[int, int] = {}
         self.table = None
-        self.last_query = None
 
     # -- image and model -----------------------------------------------------------------
     def image(self) -> np.ndarray:
@@ -264,7 +263,6 @@ class PhaseMapper:
         if self.query is None:
             raise InputError("find phases first")
         hit = self.query(row, col)
-        self.last_query = hit
         phases = self._layer(PHASES)
         masks = self._layer(MASKS)
         boxes = self._layer(BOXES)
