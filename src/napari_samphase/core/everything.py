@@ -49,8 +49,8 @@ def segment_everything(
 
     from .models import MODELS, ModelSpec
 
-    # None: the thresholds registered for this model (SAM's defaults otherwise).
-    spec = MODELS.get(session.name) or ModelSpec("", None, "", "")
+    # None: the thresholds registered for this model (ModelSpec's, SAM's, otherwise).
+    spec = MODELS.get(session.name, ModelSpec)
     if pred_iou_thresh is None:
         pred_iou_thresh = spec.pred_iou_thresh
     if stability_thresh is None:
@@ -100,7 +100,7 @@ def segment_everything(
         # image-size logits (inside their box) and the stock stability score.
         maybe = torch.nonzero(stab_low >= stability_thresh - screen_margin).ravel()
         for k in maybe.tolist():
-            found = _image_logits(session, logits[k], ch, cw, thr)
+            found = _image_logits(session, logits[k], thr)
             if found is None:
                 continue
             box, crop_logits = found
@@ -138,21 +138,22 @@ def segment_everything(
         min_area,
     )
     final = keep[kept]
-    extra = {}
-    for name, values in (("predicted_iou", ious), ("stability", stabs)):
+    pts_arr = np.asarray(points, float).reshape(-1, 2)
+    extra = {}  # per-candidate values, indexed by final label id (row 0: background)
+    for name, values in (
+        ("predicted_iou", ious),
+        ("stability", stabs),
+        ("point_row", pts_arr[:, 0]),
+        ("point_col", pts_arr[:, 1]),
+    ):
         col = np.zeros(len(final) + 1)
-        col[1:] = np.asarray(values)[final] if len(final) else []
-        extra[name] = col
-    pts_arr = np.asarray(points).reshape(-1, 2)
-    for j, name in enumerate(("point_row", "point_col")):
-        col = np.zeros(len(final) + 1)
-        col[1:] = pts_arr[final, j] if len(final) else []
+        col[1:] = np.asarray(values, float)[final]
         extra[name] = col
     raw = [(boxes[i], crops[i]) for i in keep]
     return Segmentation(labels_img, table_from_labels(labels_img, extra), "sam", raw)
 
 
-def _image_logits(session, low, ch: int, cw: int, thr: float):
+def _image_logits(session, low, thr: float):
     """Logits at image size inside the mask's (padded) box, computed exactly as
     segment-anything's ``postprocess_masks`` does for the whole image: bilinear to the
     model's input frame, crop the padding, bilinear to the image size."""
