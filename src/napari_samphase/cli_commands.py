@@ -118,35 +118,30 @@ def cmd_demo(args) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "sample_micrograph.png"
     write_png(path, sample.image)
-    ns = _namespace(
-        images=[path],
-        out=args.out,
-        proposer="sam",
-        model="demo-synthetic",
-        checkpoint=None,
-        device="auto",
-        points_per_side=args.points_per_side,
-        pred_iou_thresh=None,
-        stability_thresh=None,
-        min_area=20,
-        no_download=True,
-        phases=args.phases,
-        features="default",
-        background="class",
-        seed=0,
-        quiet=args.quiet,
-    )
+    from .cli import build_parser
+
+    # The segment command's own parser supplies every other default.
+    argv = [
+        "segment",
+        str(path),
+        "--out",
+        str(args.out),
+        "--model",
+        "demo-synthetic",
+        "--no-download",
+        "--min-area",
+        "20",
+        "--phases",
+        args.phases,
+        "--points-per-side",
+        str(args.points_per_side),
+    ]
+    ns = build_parser().parse_args((["-q"] if args.quiet else []) + argv)
     print(
         "demo: synthetic micrograph, 'demo-synthetic' SAM (trained on synthetic images "
         "only; use vit_b/vit_l/vit_h for real micrographs)"
     )
     return cmd_segment(ns)
-
-
-def _namespace(**kw):
-    import argparse
-
-    return argparse.Namespace(**kw)
 
 
 def cmd_download(args) -> int:
