@@ -161,3 +161,10 @@ def test_same_phase_query_and_table():
     assert table["color"][1].startswith("#")
     no_bg = phase_table(res.phase_labels, include_background=False)
     assert list(no_bg["phase"]) == [1, 2]
+
+
+def test_needs_embedding_follows_the_feature_set():
+    from napari_samphase.core.features import needs_embedding
+
+    assert needs_embedding("full") and needs_embedding("stats+embedding")
+    assert not needs_embedding("default") and not needs_embedding("prompt_color")

@@ -37,6 +37,7 @@ def write_results(tmp: Path, stem: str, image, seg, k, args, session=None) -> st
     line = f"{stem}: {seg.n_masks} masks"
     if k is None:
         return line
+    from .core.features import needs_embedding
     from .core.masks import write_table_csv
     from .core.phases import find_phases
     from .core.render import phase_overlay
@@ -46,10 +47,10 @@ def write_results(tmp: Path, stem: str, image, seg, k, args, session=None) -> st
     if "point_row" in seg.table and len(seg.table["id"]):
         points = np.stack([seg.table["point_row"], seg.table["point_col"]], 1)
     emb = None
-    if args.features == "full" or "embedding" in args.features:
+    if needs_embedding(args.features):
         if session is None or session.embedding is None:
             raise InputError("features with 'embedding' need --proposer sam")
-        emb = session.embedding[0].float().cpu().numpy()
+        emb = session.embedding_array()
     result = find_phases(
         image,
         seg.labels,

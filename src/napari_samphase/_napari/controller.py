@@ -202,6 +202,7 @@ class PhaseMapper:
     # -- phases --------------------------------------------------------------------------
     def compute_phases(self, k=3, features="default", background="class", seed=0):
         """Worker-safe: cluster the masks currently in the masks layer (edits included)."""
+        from ..core.features import needs_embedding
         from ..core.phases import find_phases
 
         layer = self._layer(MASKS)
@@ -211,10 +212,10 @@ class PhaseMapper:
         present = set(np.unique(labels).tolist())
         fixed = {m: p for m, p in self.fixed.items() if m in present}  # edited away: dropped
         emb = None
-        if features == "full" or "embedding" in str(features):
+        if needs_embedding(features):
             if self.session is None or self.session.embedding is None:
                 raise InputError("the 'embedding' feature needs a SAM model and embedding")
-            emb = self.session.embedding[0].float().cpu().numpy()
+            emb = self.session.embedding_array()
         points = None
         feats = layer.features
         if "point_row" in feats and len(feats) == len(present - {0}):

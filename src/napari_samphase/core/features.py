@@ -196,6 +196,11 @@ def resolve_feature_set(features) -> tuple[str, ...]:
     return tuple(features)
 
 
+def needs_embedding(features) -> bool:
+    """Whether the feature set uses the SAM image embedding."""
+    return "embedding" in resolve_feature_set(features)
+
+
 def compute_features(image, labels, ids, features="default", points=None, embedding=None):
     """(n x F raw features, names, group index per column) for masks ``ids``."""
     rgb = to_rgb_uint8(image)

@@ -122,6 +122,11 @@ class SamSession:
         self.decoder.prepare(emb)
         self.embedding, self.image, self.key = emb, rgb, key
 
+    def embedding_array(self) -> np.ndarray:
+        """The current image embedding as a C x h x w float32 array (for features)."""
+        self._require_image()
+        return self.embedding[0].float().cpu().numpy()
+
     def _require_image(self) -> None:
         if self.embedding is None:
             raise InputError("no image set: call set_image() first")
