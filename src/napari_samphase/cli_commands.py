@@ -76,12 +76,15 @@ def write_results(tmp: Path, stem: str, image, seg, k, args, session=None) -> st
 
 
 def cmd_segment(args) -> int:
+    from .core.features import needs_embedding
     from .core.image import load_image
     from .core.models import get_spec
     from .core.phases import BACKGROUND_MODES
     from .core.proposers import make_proposer
 
     k = parse_k(args.phases)
+    if k is not None and needs_embedding(args.features) and args.proposer != "sam":
+        raise InputError("features with 'embedding' need --proposer sam")
     if args.proposer == "sam":
         from .core.device import resolve_device
 
