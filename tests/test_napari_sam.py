@@ -83,6 +83,10 @@ def test_segment_everything_cancel_then_run_and_screenshot(loaded, qtbot):
     hit = w.click(rows[len(rows) // 2], cols[len(cols) // 2])
     assert hit is not None and not hit.is_background
     DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
+    from napari._qt.dialogs.qt_notification import NapariQtNotification
+
+    for toast in viewer.window._qt_window.findChildren(NapariQtNotification):
+        toast.close()  # the "cancelled" toast from above does not belong in the docs
     viewer.window.resize(1400, 900)
     qtbot.wait(200)
     viewer.reset_view()

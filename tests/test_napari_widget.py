@@ -53,7 +53,7 @@ def test_sample_data_and_writers(tmp_path):
 
 def test_full_run_weight_free(widget, qtbot, tmp_path):
     """Sample image -> superpixels -> phases -> same-phase click -> edit -> re-cluster."""
-    from napari_samphase._napari.controller import BOXES, MASKS, PHASES
+    from napari_samphase._napari.controller import MASKS, PHASES, boxes_name
     from napari_samphase._napari.sample_data import synthetic_micrograph
 
     viewer, w = widget
@@ -84,8 +84,13 @@ def test_full_run_weight_free(widget, qtbot, tmp_path):
     expected = w.mapper.query(rows[0], cols[0])
     assert hit.phase == expected.phase and set(hit.mask_ids) == set(expected.mask_ids)
     assert phases.show_selected_label and phases.selected_label == hit.phase
-    boxes = viewer.layers[BOXES]
-    assert boxes.visible and (boxes.edge_color[:, 3] > 0).sum() == len(hit.mask_ids)
+    boxes = viewer.layers[boxes_name(hit.phase)]
+    assert boxes.visible and boxes.opacity == 1 and len(boxes.data) == len(hit.mask_ids)
+    corners = np.array([[d[:, 0].min(), d[:, 1].min()] for d in boxes.data])
+    assert np.array_equal(np.sort(corners, 0), np.sort(hit.bboxes[:, :2].astype(float), 0))
+    others = [viewer.layers[boxes_name(p)] for p in w.mapper.query.phases() if p != hit.phase]
+    assert others and all(layer.opacity == 0 for layer in others)
+    assert not masks.visible  # the other components show as the bare image
     same = set(np.unique(masks.data[phases.data == hit.phase]))
     assert same == set(hit.mask_ids.tolist())
 
@@ -113,8 +118,12 @@ def test_full_run_weight_free(widget, qtbot, tmp_path):
     assert (tmp_path / "phases.png").is_file()
 
     w.set_mode("same phase")
+    hit = w.click(rows[0], cols[0])
+    assert viewer.layers[boxes_name(hit.phase)].opacity == 1
     bg = w.click(-5, -5)
     assert bg.is_background and "background" in w.info.text()
+    assert masks.visible and not phases.show_selected_label
+    assert all(viewer.layers[boxes_name(p)].opacity == 0 for p in w.mapper.query.phases())
 
 
 def test_errors_become_notifications_not_tracebacks(widget, qtbot):

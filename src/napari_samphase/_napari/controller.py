@@ -40,6 +40,44 @@ class ModelChoice:
         return (self.model, self.checkpoint, self.device)
 
 
+@dataclass
+class PhaseRun:
+    """A clustering and what the viewer needs to show it: the same-phase index and one
+    Shapes layer of bounding boxes per phase, not yet in a viewer."""
+
+    result: object  # core.phases.PhaseResult
+    query: object  # core.query.PhaseQuery
+    boxes: dict  # phase -> napari Shapes layer
+
+    @classmethod
+    def build(cls, result) -> PhaseRun:
+        """Safe in a worker: tessellating thousands of rectangles must not block the GUI."""
+        from napari.layers import Shapes
+
+        from ..core.query import PhaseQuery
+
+        query = PhaseQuery.from_result(result)
+        width = max(1, result.labels.shape[0] // 400)
+        boxes = {}
+        for p in map(int, query.phases()):
+            bb = query.boxes(p).astype(float)
+            rects = np.stack([bb[:, [0, 1]], bb[:, [0, 3]], bb[:, [2, 3]], bb[:, [2, 1]]], 1)
+            boxes[p] = Shapes(
+                list(rects),
+                shape_type="rectangle",
+                name=boxes_name(p),
+                face_color="transparent",
+                edge_color=np.array([*phase_color(p), 1.0]),
+                edge_width=width,
+                opacity=0.0,  # shown by the same-phase highlight
+            )
+        return cls(result, query, boxes)
+
+
+def boxes_name(phase: int) -> str:
+    return f"{BOXES}: phase {phase}"
+
+
 class PhaseMapper:
     status = Signal(str)  # a line for the user
     table_changed = Signal(object)  # the phase table (dict of columns)
@@ -53,6 +91,9 @@ class PhaseMapper:
         self.query = None
         self.fixed: dict[int, int] = {}
         self.table = None
+        self._boxes: dict = {}  # phase -> Shapes layer of its members' boxes
+        self._shown_boxes = None  # the phase whose boxes are opaque
+        self._masks_visible = None  # masks layer visibility before a highlight hid it
 
     # -- image and model -----------------------------------------------------------------
     def image(self) -> np.ndarray:
@@ -201,7 +242,9 @@ class PhaseMapper:
 
     # -- phases --------------------------------------------------------------------------
     def compute_phases(self, k=3, features="default", background="class", seed=0):
-        """Worker-safe: cluster the masks currently in the masks layer (edits included)."""
+        """Worker-safe: cluster the masks currently in the masks layer (edits included).
+        Returns a ``PhaseRun``: the core result and the same-phase box layers, built
+        here because tessellating thousands of rectangles would block the GUI."""
         from ..core.features import needs_embedding
         from ..core.phases import find_phases
 
@@ -223,7 +266,7 @@ class PhaseMapper:
             points = np.stack(
                 [np.asarray(feats["point_row"])[order], np.asarray(feats["point_col"])[order]], 1
             )
-        return find_phases(
+        result = find_phases(
             self.image(),
             labels,
             k=k,
@@ -234,16 +277,20 @@ class PhaseMapper:
             embedding=emb,
             seed=seed,
         )
+        return PhaseRun.build(result)
 
-    def apply_phases(self, result) -> None:
+    def apply_phases(self, run) -> None:
+        """Show a ``PhaseRun`` (or a bare core ``PhaseResult``) on layers. Main thread."""
         from napari.utils.colormaps import DirectLabelColormap
 
-        from ..core.query import PhaseQuery
         from ..core.report import phase_table_of
 
-        self.result = result
+        if not isinstance(run, PhaseRun):
+            run = PhaseRun.build(run)
+        result = self.result = run.result
         self.fixed = dict(result.fixed)
-        self.query = PhaseQuery.from_result(result)
+        self.query = run.query
+        self.clear_highlight()
         colors = {None: (0, 0, 0, 0), 0: (0, 0, 0, 0)}
         colors.update({p: (*phase_color(p), 1.0) for p in range(1, result.n_phases + 1)})
         layer = self._layer(PHASES)
@@ -253,6 +300,16 @@ class PhaseMapper:
             layer.data = result.phase_labels
         layer.colormap = DirectLabelColormap(color_dict=colors)
         layer.show_selected_label = False
+        for old in self._boxes.values():
+            if old in self.viewer.layers:
+                self.viewer.layers.remove(old)
+        self._boxes = run.boxes
+        for boxes in self._boxes.values():
+            self.viewer.add_layer(boxes)
+        self._shown_boxes = None
+        # Adding layers made the last box layer active: its controls would repaint on
+        # every highlight. The phase layer is the one a user inspects next.
+        self.viewer.layers.selection.active = layer
         self._refresh_features()
         self.table = phase_table_of(result, self.image())
         self.table_changed.emit(self.table)
@@ -260,74 +317,55 @@ class PhaseMapper:
 
     # -- same-phase query and hand assignment ----------------------------------------------
     def highlight(self, row: float, col: float):
-        """Show every mask of the clicked mask's phase, dim the rest, box them."""
+        """Show the masks of the clicked mask's phase and their boxes; the rest dimmed.
+
+        Every layer property change costs napari a refresh, so a click changes as few
+        as it can: the phase layer's selected label and which phase's box layer is
+        opaque (opacity is a shader uniform; toggling ``visible`` re-uploads the mesh).
+        The instance masks are hidden while highlighting, so the other components show
+        as the bare image."""
         if self.query is None:
             raise InputError("find phases first")
         hit = self.query(row, col)
-        phases = self._layer(PHASES)
-        masks = self._layer(MASKS)
-        boxes = self._layer(BOXES)
         if hit.is_background:
-            phases.show_selected_label = False
-            if masks is not None:
-                masks.opacity = 0.7
-            if boxes is not None:
-                boxes.visible = False
+            self.clear_highlight()
             self.status.emit(hit.describe())
             return hit
-        # Each property change costs a redraw: set only what differs from the last click.
-        if phases.selected_label != hit.phase:
-            phases.selected_label = hit.phase
-        if not phases.show_selected_label:
-            phases.show_selected_label = True
-        if masks is not None and masks.opacity != 0.15:
-            masks.opacity = 0.15  # the others dimmed
-        boxes = self._boxes_layer()
-        if getattr(self, "_boxes_phase", None) != hit.phase or not boxes.visible:
-            colors = np.zeros((len(self._box_ids), 4))
-            colors[np.isin(self._box_ids, hit.mask_ids)] = (*phase_color(hit.phase), 1.0)
-            # Recolouring existing boxes is several times faster than rebuilding shapes.
-            boxes.edge_color = colors
-            boxes.visible = True
-            self._boxes_phase = hit.phase
+        phases = self._layer(PHASES)
+        if phases is not None:
+            if phases.selected_label != hit.phase:
+                phases.selected_label = hit.phase
+            if not phases.show_selected_label:
+                phases.show_selected_label = True
+        masks = self._layer(MASKS)
+        if masks is not None and masks.visible and self._masks_visible is None:
+            self._masks_visible = True
+            masks.visible = False
+        self._show_boxes(hit.phase)
         self.status.emit(hit.describe())
         return hit
 
-    def _boxes_layer(self):
-        """One rectangle per mask, built once per phase result; highlights recolour it."""
-        boxes = self._layer(BOXES)
-        if boxes is not None and getattr(self, "_boxes_for", None) is self.query:
-            return boxes
-        q = self.query
-        phases = q.phases()
-        self._box_ids = np.concatenate([q.members(p) for p in phases])
-        bb = np.concatenate([q.boxes(p) for p in phases]).astype(float)
-        rects = np.stack([bb[:, [0, 1]], bb[:, [0, 3]], bb[:, [2, 3]], bb[:, [2, 1]]], 1)
-        width = max(1, self._shape()[0] // 400)
-        if boxes is None:
-            boxes = self.viewer.add_shapes(
-                list(rects),
-                shape_type="rectangle",
-                name=BOXES,
-                face_color="transparent",
-                edge_color="transparent",
-                edge_width=width,
-            )
-        else:
-            boxes.data = []
-            boxes.add_rectangles(list(rects), edge_color="transparent", face_color="transparent")
-        self._boxes_for = q
-        self._boxes_phase = None
-        return boxes
+    def _show_boxes(self, phase) -> None:
+        if self._shown_boxes == phase:
+            return
+        if (old := self._boxes.get(self._shown_boxes)) is not None:
+            old.opacity = 0.0
+        new = self._boxes.get(phase)
+        if new is not None:
+            if new not in self.viewer.layers:  # removed by the user: bring it back
+                self.viewer.add_layer(new)
+            new.opacity = 1.0
+        self._shown_boxes = phase
 
     def clear_highlight(self) -> None:
         phases = self._layer(PHASES)
         if phases is not None:
             phases.show_selected_label = False
-        if (masks := self._layer(MASKS)) is not None:
-            masks.opacity = 0.7
-        if (boxes := self._layer(BOXES)) is not None:
-            boxes.visible = False
+        masks = self._layer(MASKS)
+        if masks is not None and self._masks_visible:
+            masks.visible = True
+        self._masks_visible = None
+        self._show_boxes(None)
 
     def assign(self, row: float, col: float, phase: int) -> int:
         """Put the clicked mask into ``phase`` by hand; it stays there on re-clustering."""
