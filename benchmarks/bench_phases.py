@@ -1,6 +1,6 @@
 """Phases on real data (nasa_super_ni) and the speed of features, k-means and query.
 
-    python benchmarks/bench_phases.py [--data ../shared/data] [--sam-checkpoint PATH]
+    python benchmarks/bench_phases.py [--data ../shared/data] [--proposer watershed,threshold]
 
 For every image: masks from a proposer, phases with the method's baseline features
 (colour at the prompt point), with our default features, and with one example mask
@@ -36,23 +36,35 @@ def pixel_kmeans(image, k):
     return KMeans(k, n_init=3, random_state=0).fit_predict(x).reshape(image.shape)
 
 
-def examples_from_truth(labels, truth, background_class=None):
-    """The largest mask whose majority class is c, for each class (phase id c + 1, or
-    ids after the background class when that one is the background)."""
+def examples_from_truth(labels, truth, background_class=None, n=1, pick="largest"):
+    """``n`` example masks per class among those whose majority class is c: the
+    largest (the issue's protocol), or the ``n`` around the median size (what a user
+    clicking a typical component would pick). Phase ids are c + 1, or the ids after
+    the background class when that one is the background."""
     ids = np.unique(labels)
     ids = ids[ids > 0]
-    n = int(truth.max()) + 1
-    counts = np.zeros((int(labels.max()) + 1, n), np.int64)
+    n_cls = int(truth.max()) + 1
+    counts = np.zeros((int(labels.max()) + 1, n_cls), np.int64)
     np.add.at(counts, (labels.ravel(), truth.ravel()), 1)
     majority = counts.argmax(1)
     area = counts.sum(1)
-    classes = [c for c in range(n) if c != background_class]
+    classes = [c for c in range(n_cls) if c != background_class]
     ex = {}
     for phase, c in enumerate(classes, 1):
         cand = ids[majority[ids] == c]
-        if len(cand):
-            ex[int(cand[np.argmax(area[cand])])] = phase
+        cand = cand[np.argsort(-area[cand], kind="stable")]  # largest first
+        start = 0 if pick == "largest" else max(0, len(cand) // 2 - n // 2)
+        for m in cand[start : start + n]:
+            ex[int(m)] = phase
     return ex, classes
+
+
+STEERING = {  # row -> (examples per phase, which masks)
+    "default + 1 click/phase (largest mask)": (1, "largest"),
+    "default + 1 typical click/phase (median-size mask)": (1, "median"),
+    "default + 3 typical clicks/phase": (3, "median"),
+}
+CEILING = "ceiling: each mask its majority class"
 
 
 def run_real(data: Path, proposer_name: str, options: dict, limit: int | None):
@@ -67,7 +79,8 @@ def run_real(data: Path, proposer_name: str, options: dict, limit: int | None):
             "pixel k-means",
             "prompt colour (method)",
             "default features",
-            "default + 1 click/phase",
+            *STEERING,
+            CEILING,
         )
     }
     for f in files:
@@ -91,19 +104,25 @@ def run_real(data: Path, proposer_name: str, options: dict, limit: int | None):
         bg_class = None
         if bg == "class":
             bg_class = int(np.bincount(truth[seg.labels == 0], minlength=k).argmax())
-        ex, classes = examples_from_truth(seg.labels, truth, bg_class)
-        steered = find_phases(
-            img, seg.labels, k=k, features="default", background=bg, examples=ex, points=points
-        ).phase_labels
-        # Steered ids are meaningful: map them to classes directly (no Hungarian).
-        lut = np.zeros(int(steered.max()) + 2, np.int64)
-        lut[0] = bg_class if bg_class is not None else 0
-        for phase, c in enumerate(classes, 1):
-            if phase < len(lut):
-                lut[phase] = c
-        res["default + 1 click/phase"] = lut[steered]
+        for key, (n, pick) in STEERING.items():
+            ex, classes = examples_from_truth(seg.labels, truth, bg_class, n, pick)
+            steered = find_phases(
+                img, seg.labels, k=k, background=bg, examples=ex, points=points
+            ).phase_labels
+            # Steered ids are meaningful: map them to classes directly (no Hungarian).
+            lut = np.zeros(int(steered.max()) + 2, np.int64)
+            lut[0] = bg_class if bg_class is not None else 0
+            for phase, c in enumerate(classes, 1):
+                if phase < len(lut):
+                    lut[phase] = c
+            res[key] = lut[steered]
+        # No assignment of whole masks (and of the unlabelled pixels) can do better.
+        counts = np.zeros((int(seg.labels.max()) + 1, k), np.int64)
+        np.add.at(counts, (seg.labels.ravel(), truth.ravel()), 1)
+        res[CEILING] = counts.argmax(1)[seg.labels]
+        supervised = (*STEERING, CEILING)
         for key, pred in res.items():
-            m = semantic_metrics(pred, truth, match=key != "default + 1 click/phase", n_classes=k)
+            m = semantic_metrics(pred, truth, match=key not in supervised, n_classes=k)
             per[key].append((f.stem, m["pixel_accuracy"], m["miou"], m["mean_fraction_error"]))
         print(f.stem, {k_: tuple(np.round(v[-1][1:], 3)) for k_, v in per.items()}, flush=True)
     return per
@@ -130,10 +149,36 @@ def speed(n_masks: int = 2000, size: int = 2048):
     return len(res.mask_ids), t_fit, t_index, t_query
 
 
+def real_data_section(data: Path, proposer: str, limit: int | None) -> str:
+    per = run_real(data, proposer, {}, limit)
+    rows = []
+    for key, vals in per.items():
+        arr = np.array([v[1:] for v in vals], float)
+        rows.append(
+            [key, f"{arr[:, 0].mean():.3f}", f"{arr[:, 1].mean():.3f}", f"{arr[:, 2].mean():.1f}"]
+        )
+    n = len(next(iter(per.values())))
+    out = (
+        f"\n### nasa_super_ni ({n} images, 3 classes), proposer `{proposer}`"
+        + (" (SAM checkpoint)" if proposer == "sam" else " (no weights)")
+        + "\n\n"
+        + table(["method", "pixel accuracy", "mIoU", "phase-fraction error (points)"], rows)
+    )
+    detail = [
+        [v[0], *[f"{per[k][i][2]:.3f}" for k in per]]
+        for i, v in enumerate(next(iter(per.values())))
+    ]
+    return out + "\n\nPer image (mIoU):\n\n" + table(["image", *per], detail)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--proposer", default="threshold")
+    parser.add_argument(
+        "--proposer",
+        default="watershed,threshold",
+        help="comma-separated; 'sam' uses the cached vit_b checkpoint",
+    )
     parser.add_argument("--limit", type=int, default=None)
     args = parser.parse_args()
     sections = [f"## Phases (`benchmarks/bench_phases.py`)\n\nMachine: {machine()}.\n"]
@@ -159,28 +204,8 @@ def main() -> None:
         )
     )
     if (args.data / "nasa_super_ni").is_dir():
-        per = run_real(args.data, args.proposer, {}, args.limit)
-        rows = []
-        for key, vals in per.items():
-            arr = np.array([v[1:] for v in vals], float)
-            rows.append(
-                [
-                    key,
-                    f"{arr[:, 0].mean():.3f}",
-                    f"{arr[:, 1].mean():.3f}",
-                    f"{arr[:, 2].mean():.1f}",
-                ]
-            )
-        sections.append(
-            f"\n### nasa_super_ni ({len(next(iter(per.values())))} images, 3 classes), "
-            f"proposer `{args.proposer}` (no weights)\n\n"
-            + table(["method", "pixel accuracy", "mIoU", "phase-fraction error (points)"], rows)
-        )
-        detail = [
-            [v[0], *[f"{per[k][i][2]:.3f}" for k in per]]
-            for i, v in enumerate(next(iter(per.values())))
-        ]
-        sections.append("\nPer image (mIoU):\n\n" + table(["image", *per], detail))
+        for name in args.proposer.split(","):
+            sections.append(real_data_section(args.data, name, args.limit))
     else:
         sections.append(f"\n(nasa_super_ni not found under {args.data}: skipped)")
     write_section("phases", "\n".join(sections))

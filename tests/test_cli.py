@@ -61,6 +61,24 @@ def test_segment_superpixels_with_phases_writes_everything(sample, tmp_path, cap
     assert "4 phases" in out
 
 
+def test_proposer_options_reach_the_watershed(sample, tmp_path, capsys):
+    """Dark and bright particles: objects=both finds both polarities, objects=dark only
+    the dark ones, so the option must have reached the proposer."""
+    from napari_samphase.core.metrics import instance_metrics
+
+    path, m = sample
+    recall = {}
+    for objects in ("both", "dark"):
+        out = tmp_path / objects
+        args = ["--proposer", "watershed", "--proposer-option", f"objects={objects}"]
+        code, _, err = _run(capsys, "segment", path, *args, "--out", out)
+        assert code == 0, err
+        labels = tifffile.imread(out / "a_labels.tif")
+        recall[objects] = instance_metrics(labels, m.instances)["recall50"]
+    assert recall["both"] >= 0.8
+    assert recall["dark"] < recall["both"] - 0.2
+
+
 def test_evaluate_semantic_and_instance(sample, tmp_path, capsys):
     path, m = sample
     _segment_phases(capsys, path, tmp_path / "pred")
@@ -104,6 +122,9 @@ def test_evaluate_semantic_and_instance(sample, tmp_path, capsys):
         (["--proposer", "threshold", "--phases", "3", "--features", "full"], "need --proposer sam"),
         (["--phases", "3", "--features", "colour"], "unknown feature"),
         (["--checkpoint", "/nonexistent/sam.pth"], "does not exist"),
+        (["--proposer", "watershed", "--proposer-option", "nope=1"], "has no option"),
+        (["--proposer", "watershed", "--proposer-option", "objects"], "KEY=VALUE"),
+        (["--proposer-option", "sigma=2"], "for the weight-free proposers"),
     ],
 )
 def test_bad_options_give_one_line_and_no_output(sample, tmp_path, capsys, args, message):

@@ -157,6 +157,32 @@ def test_undo_of_label_edits_survives_reclustering(widget, qtbot):
     assert (np.asarray(masks.data) == before).all()
 
 
+def test_every_weight_free_entry_segments_the_sample(widget, qtbot):
+    """Each listed weight-free proposer runs from the widget with its own options: on
+    the sample (dark and bright particles) the dark + bright watershed finds more."""
+    from napari_samphase._napari.controller import MASKS
+    from napari_samphase._napari.sample_data import synthetic_micrograph
+    from napari_samphase._qt.samphase_widget import WEIGHT_FREE
+    from napari_samphase.core.metrics import instance_metrics
+    from napari_samphase.core.synthetic import sample_micrograph
+
+    viewer, w = widget
+    data, meta, _ = synthetic_micrograph()[0]
+    viewer.add_image(data, **meta)
+    truth = sample_micrograph().instances
+    recall = {}
+    for entry in WEIGHT_FREE:
+        w.model_combo.setCurrentText(entry)
+        assert not w.load_btn.isEnabled()  # nothing to load without weights
+        w.segment_everything()
+        _wait(qtbot, w)
+        labels = np.asarray(viewer.layers[MASKS].data)
+        recall[entry] = instance_metrics(labels, truth)["recall50"]
+        assert labels.max() > 0
+    both = recall["watershed, dark + bright particles (no weights)"]
+    assert both >= 0.8 and both > recall["watershed (no weights)"]
+
+
 def test_torch_can_load_after_the_viewer_exists():
     """Opening the widget in a running napari imports torch after the OpenGL canvas
     (Mesa's LLVM) is loaded; triton's LLVM would segfault there."""

@@ -21,17 +21,21 @@ def _nasa(data_dir, names):
 def test_default_features_beat_pixel_kmeans_and_the_method_on_nasa(data_dir):
     from sklearn.cluster import KMeans
 
-    scores = {"pixels": [], "prompt_color": [], "default": []}
+    scores = {"pixels": [], "prompt_color": [], "default": [], "threshold": []}
     for image, truth in _nasa(data_dir, ["super_00.png", "super_05.png", "super_10.png"]):
-        seg = segment(image, "threshold")
+        seg = segment(image, "watershed")
         pix = KMeans(3, n_init=3, random_state=0).fit_predict(image.reshape(-1, 1))
         scores["pixels"].append(semantic_metrics(pix.reshape(image.shape), truth)["miou"])
         for feats in ("prompt_color", "default"):
             res = find_phases(image, seg.labels, k=3, features=feats)
             scores[feats].append(semantic_metrics(res.phase_labels, truth)["miou"])
+        res = find_phases(image, segment(image, "threshold").labels, k=3)
+        scores["threshold"].append(semantic_metrics(res.phase_labels, truth)["miou"])
     mean = {k: float(np.mean(v)) for k, v in scores.items()}
-    assert mean["default"] > mean["pixels"] + 0.08
+    assert mean["default"] > mean["pixels"] + 0.2
     assert mean["default"] >= mean["prompt_color"]
+    # the watershed's masks are what lifts the unsupervised result past 0.6
+    assert mean["default"] >= 0.6 and mean["default"] > mean["threshold"] + 0.05
 
 
 def test_instance_metrics_on_dsb_nuclei(data_dir):

@@ -1,7 +1,7 @@
 """``samphase`` command line: a thin shell over napari_samphase.core.
 
 samphase demo --out DIR
-samphase segment IMAGE... --out DIR [--model vit_b] [--proposer sam|superpixels]
+samphase segment IMAGE... --out DIR [--model vit_b] [--proposer sam|watershed|...]
                  [--phases K|auto] ...
 samphase download --model vit_b
 samphase evaluate --pred DIR --truth DIR [--semantic|--instance] [--out FILE]
@@ -99,10 +99,35 @@ def _add_proposer_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--min-area", type=int, default=0)
     p.add_argument(
+        "--proposer-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a weight-free proposer's own option, e.g. objects=both or sigma=3 (repeatable)",
+    )
+    p.add_argument(
         "--no-download",
         action="store_true",
         help="fail instead of downloading a missing checkpoint",
     )
+
+
+def parse_option(text: str) -> tuple[str, object]:
+    """KEY=VALUE -> (key, value) with VALUE read as a bool, int or float where it is one."""
+    from .core.errors import InputError
+
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise InputError(f"--proposer-option wants KEY=VALUE, got {text!r}")
+    low = raw.lower()
+    if low in ("true", "false"):
+        return key, low == "true"
+    for kind in (int, float):
+        try:
+            return key, kind(raw)
+        except ValueError:
+            pass
+    return key, raw
 
 
 def build_parser() -> argparse.ArgumentParser:

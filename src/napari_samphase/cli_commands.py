@@ -12,8 +12,12 @@ from .core.errors import InputError
 
 
 def _proposer_options(args) -> dict:
+    from .cli import parse_option
+
     if args.proposer != "sam":
-        return {"min_area": args.min_area}
+        return {"min_area": args.min_area, **dict(map(parse_option, args.proposer_option))}
+    if args.proposer_option:
+        raise InputError("--proposer-option is for the weight-free proposers")
     return {
         "model": args.model,
         "checkpoint": args.checkpoint,

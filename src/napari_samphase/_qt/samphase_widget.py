@@ -33,8 +33,13 @@ from ..core.phases import BACKGROUND_MODES
 from .phase_chart import PhaseChart
 from .workers import Cancelled, TaskRunner
 
-# Weight-free proposers, listed after the SAM models: label -> proposer name.
-WEIGHT_FREE = {"threshold (no weights)": "threshold", "superpixels (no weights)": "superpixels"}
+# Weight-free proposers, listed after the SAM models: label -> (proposer, its options).
+WEIGHT_FREE = {
+    "watershed (no weights)": ("watershed", {}),
+    "watershed, dark + bright particles (no weights)": ("watershed", {"objects": "both"}),
+    "threshold (no weights)": ("threshold", {}),
+    "superpixels (no weights)": ("superpixels", {}),
+}
 MODES = ("navigate", "segment", "same phase", "assign")
 
 
@@ -264,9 +269,9 @@ class SamphaseWidget(QWidget):
     def segment_everything(self):
         name = self.model_combo.currentText()
         if name in WEIGHT_FREE:
-            proposer, min_area = WEIGHT_FREE[name], self.min_area.value()
+            (proposer, options), min_area = WEIGHT_FREE[name], self.min_area.value()
             return self.runner.run(
-                lambda p: self.mapper.compute_proposal(proposer, p, min_area=min_area),
+                lambda p: self.mapper.compute_proposal(proposer, p, min_area=min_area, **options),
                 self.mapper.apply_segmentation,
                 proposer,
             )
