@@ -48,3 +48,22 @@ def blobs_labels(shape=(64, 64)):
         labels[r : r + 15, c : c + 15] = i
         image[r : r + 15, c : c + 15] = v
     return image, labels
+
+
+@pytest.fixture()
+def click_canvas(qtbot):
+    """Click the napari canvas at image pixel (row, col) with a real Qt mouse event,
+    so the widget's own mouse callback runs (2D view, identity layer transform)."""
+
+    def click(viewer, row, col, shift=False):
+        from qtpy.QtCore import QPoint, Qt
+
+        native = viewer.window._qt_viewer.canvas.native
+        cy, cx = viewer.camera.center[-2:]
+        zoom = viewer.camera.zoom
+        x = (col - cx) * zoom + native.width() / 2
+        y = (row - cy) * zoom + native.height() / 2
+        modifier = Qt.ShiftModifier if shift else Qt.NoModifier
+        qtbot.mouseClick(native, Qt.LeftButton, modifier, QPoint(round(x), round(y)))
+
+    return click

@@ -54,6 +54,30 @@ def test_clicks_preview_and_commit(loaded):
     assert list(viewer.layers[MASKS].features["id"]) == [1]
 
 
+def test_mouse_clicks_on_the_canvas_prompt_sam(loaded, click_canvas):
+    """Real mouse events: a click adds a positive point and a preview of that particle,
+    a Shift+click a negative point; in navigate mode a click does nothing."""
+    from napari_samphase._napari.controller import PREVIEW, PROMPTS
+
+    viewer, w, truth = loaded
+    viewer.reset_view()
+    pid = np.unique(truth.instances)[5]
+    target = truth.instances == pid
+    dist = ndi.distance_transform_edt(target)
+    r, c = np.unravel_index(np.argmax(dist), dist.shape)
+    w.set_mode("navigate")
+    click_canvas(viewer, r, c)
+    assert PROMPTS not in viewer.layers or len(viewer.layers[PROMPTS].data) == 0
+    w.set_mode("segment")
+    click_canvas(viewer, r, c)
+    prompts = viewer.layers[PROMPTS]
+    assert len(prompts.data) == 1 and np.abs(prompts.data[0] - (r, c)).max() <= 1.5
+    preview = np.asarray(viewer.layers[PREVIEW].data) > 0
+    assert (preview & target).sum() / (preview | target).sum() >= 0.7
+    click_canvas(viewer, 5, 5, shift=True)
+    assert list(prompts.features["positive"]) == [True, False]
+
+
 def test_segment_everything_cancel_then_run_and_screenshot(loaded, qtbot):
     from napari_samphase._napari.controller import MASKS, PHASES
 

@@ -157,6 +157,40 @@ def test_undo_of_label_edits_survives_reclustering(widget, qtbot):
     assert (np.asarray(masks.data) == before).all()
 
 
+def test_same_phase_by_mouse_on_the_canvas(make_napari_viewer, qtbot, click_canvas):
+    """A real mouse click in same-phase mode highlights the clicked mask's phase; one on
+    the matrix says background."""
+    from scipy import ndimage as ndi
+
+    from napari_samphase._napari.controller import MASKS, PHASES
+    from napari_samphase._napari.sample_data import synthetic_micrograph
+    from napari_samphase._qt.samphase_widget import SamphaseWidget
+
+    viewer = make_napari_viewer(show=True)
+    w = SamphaseWidget(viewer)
+    qtbot.addWidget(w)
+    data, meta, _ = synthetic_micrograph()[0]
+    viewer.add_image(data, **meta)
+    w.model_combo.setCurrentText("watershed, dark + bright particles (no weights)")
+    w.segment_everything()
+    _wait(qtbot, w)
+    w.find_phases()
+    _wait(qtbot, w)
+    viewer.reset_view()
+    w.set_mode("same phase")
+    masks = np.asarray(viewer.layers[MASKS].data)
+    for mask_id in np.unique(masks)[[3, -3]]:
+        r, c = np.argwhere(ndi.binary_erosion(masks == mask_id, iterations=2))[0]
+        click_canvas(viewer, r, c)
+        expected = w.mapper.query(r, c)
+        assert viewer.layers[PHASES].selected_label == expected.phase
+        assert f"{len(expected.mask_ids)} components" in w.info.text()
+    r, c = np.argwhere(ndi.binary_erosion(masks == 0, iterations=4))[0]
+    click_canvas(viewer, r, c)
+    assert "background" in w.info.text()
+    assert not viewer.layers[PHASES].show_selected_label
+
+
 def test_every_weight_free_entry_segments_the_sample(widget, qtbot):
     """Each listed weight-free proposer runs from the widget with its own options: on
     the sample (dark and bright particles) the dark + bright watershed finds more."""
