@@ -125,6 +125,12 @@ def test_full_run_weight_free(widget, qtbot, tmp_path):
     assert masks.visible and not phases.show_selected_label
     assert all(viewer.layers[boxes_name(p)].opacity == 0 for p in w.mapper.query.phases())
 
+    # new masks: the boxes of the old ones go, and so does the same-phase index
+    w.segment_everything()
+    _wait(qtbot, w)
+    assert not [layer for layer in viewer.layers if layer.name.startswith("same-phase boxes")]
+    assert w.mapper.query is None
+
 
 def test_errors_become_notifications_not_tracebacks(widget, qtbot):
     viewer, w = widget

@@ -220,6 +220,8 @@ class PhaseMapper:
         return segment(self.image(), proposer, progress=progress, **options)
 
     def apply_segmentation(self, seg) -> None:
+        self.clear_highlight()
+        self._set_box_layers({})  # boxes of the old masks would point at nothing
         layer = self.masks_layer()
         layer.data = seg.labels
         self.fixed = {}
@@ -300,13 +302,7 @@ class PhaseMapper:
             layer.data = result.phase_labels
         layer.colormap = DirectLabelColormap(color_dict=colors)
         layer.show_selected_label = False
-        for old in self._boxes.values():
-            if old in self.viewer.layers:
-                self.viewer.layers.remove(old)
-        self._boxes = run.boxes
-        for boxes in self._boxes.values():
-            self.viewer.add_layer(boxes)
-        self._shown_boxes = None
+        self._set_box_layers(run.boxes)
         # Adding layers made the last box layer active: its controls would repaint on
         # every highlight. The phase layer is the one a user inspects next.
         self.viewer.layers.selection.active = layer
@@ -314,6 +310,15 @@ class PhaseMapper:
         self.table = phase_table_of(result, self.image())
         self.table_changed.emit(self.table)
         self.status.emit(f"{result.n_phases} phases over {len(result.mask_ids)} masks")
+
+    def _set_box_layers(self, boxes: dict) -> None:
+        for old in self._boxes.values():
+            if old in self.viewer.layers:
+                self.viewer.layers.remove(old)
+        self._boxes = boxes
+        for layer in boxes.values():
+            self.viewer.add_layer(layer)
+        self._shown_boxes = None
 
     # -- same-phase query and hand assignment ----------------------------------------------
     def highlight(self, row: float, col: float):
