@@ -94,17 +94,10 @@ class SuperpixelProposer:
         report(progress, 1, 3, "merging similar neighbours")
         if self.merge_thresh > 0:
             rag = graph.rag_mean_color(np.repeat(gray[..., None], 3, 2), sp, mode="distance")
-            sp = graph.cut_threshold(sp, rag, self.merge_thresh * np.sqrt(3), in_place=True)
-            sp = segmentation.relabel_sequential(sp + 1)[0]
-        if self.min_area > 0:
-            from skimage.morphology import remove_small_objects
-
-            sp = segmentation.relabel_sequential(
-                remove_small_objects(sp, max_size=self.min_area - 1)
-            )[0]
+            # regions may come back numbered from 0: shift so none is background
+            sp = graph.cut_threshold(sp, rag, self.merge_thresh * np.sqrt(3), in_place=True) + 1
         report(progress, 3, 3, "superpixels")
-        labels = sp.astype(np.uint32)
-        return Segmentation(labels, table_from_labels(labels), self.name)
+        return _segmentation(sp, self.min_area, self.name)
 
 
 @dataclass
@@ -125,7 +118,6 @@ class ThresholdProposer:
         from scipy import ndimage as ndi
         from skimage.filters import threshold_multiotsu
         from skimage.measure import label
-        from skimage.segmentation import relabel_sequential
 
         gray = to_gray_float(check_image(image)).astype(np.float64)
         report(progress, 0, 2, "threshold")
@@ -140,17 +132,12 @@ class ThresholdProposer:
         biggest, background = -1, 0
         for c in range(self.levels):
             cc = label(classes == c, connectivity=1)
-            size = np.bincount(cc.ravel())[1:].max(initial=0)
-            if size > biggest:
-                biggest, background = size, c
+            if _largest(cc) > biggest:
+                biggest, background = _largest(cc), c
             labels = np.where(cc > 0, cc + labels.max(), labels)
         labels[classes == background] = 0
-        if self.min_area > 0:
-            area = np.bincount(labels.ravel())
-            labels[area[labels] < self.min_area] = 0
-        labels = relabel_sequential(labels)[0].astype(np.uint32)
         report(progress, 2, 2, "threshold")
-        return Segmentation(labels, table_from_labels(labels), self.name)
+        return _segmentation(labels, self.min_area, self.name)
 
 
 @dataclass
@@ -186,7 +173,6 @@ class WatershedProposer:
         from scipy import ndimage as ndi
         from skimage.filters import sobel, threshold_multiotsu
         from skimage.measure import label
-        from skimage.segmentation import relabel_sequential
 
         from .errors import InputError
 
@@ -215,12 +201,8 @@ class WatershedProposer:
                 labels = self._flood(edges, dark, bright, objects)
                 if _largest(labels) < _largest(label(labels == 0, connectivity=1)):
                     break  # particles do not percolate: a plausible matrix
-        if self.min_area > 0:
-            area = np.bincount(labels.ravel())
-            labels[area[labels] < self.min_area] = 0
-        labels = relabel_sequential(labels)[0].astype(np.uint32)
         report(progress, 3, 3, "watershed")
-        return Segmentation(labels, table_from_labels(labels), self.name)
+        return _segmentation(labels, self.min_area, self.name)
 
     def _flood(self, edges, dark, bright, objects):
         from skimage.measure import label
@@ -249,6 +231,17 @@ class WatershedProposer:
 
 
 POLARITIES = ("dark", "bright", "both")
+
+
+def _segmentation(labels: np.ndarray, min_area: int, name: str) -> Segmentation:
+    """Masks under ``min_area`` pixels dropped, ids made 1..n, the per-mask table."""
+    from skimage.segmentation import relabel_sequential
+
+    if min_area > 0:
+        area = np.bincount(labels.ravel())
+        labels = np.where(area[labels] < min_area, 0, labels)
+    labels = relabel_sequential(labels)[0].astype(np.uint32)
+    return Segmentation(labels, table_from_labels(labels), name)
 
 
 def _largest(components: np.ndarray) -> int:
