@@ -93,7 +93,7 @@ class PhaseMapper:
         self.table = None
         self._boxes: dict = {}  # phase -> Shapes layer of its members' boxes
         self._shown_boxes = None  # the phase whose boxes are opaque
-        self._masks_visible = None  # masks layer visibility before a highlight hid it
+        self._hid_masks = False  # a highlight hid the masks layer: show it again after
 
     # -- image and model -----------------------------------------------------------------
     def image(self) -> np.ndarray:
@@ -343,8 +343,8 @@ class PhaseMapper:
             if not phases.show_selected_label:
                 phases.show_selected_label = True
         masks = self._layer(MASKS)
-        if masks is not None and masks.visible and self._masks_visible is None:
-            self._masks_visible = True
+        if masks is not None and masks.visible and not self._hid_masks:
+            self._hid_masks = True
             masks.visible = False
         self._show_boxes(hit.phase)
         self.status.emit(hit.describe())
@@ -367,9 +367,9 @@ class PhaseMapper:
         if phases is not None:
             phases.show_selected_label = False
         masks = self._layer(MASKS)
-        if masks is not None and self._masks_visible:
+        if masks is not None and self._hid_masks:
             masks.visible = True
-        self._masks_visible = None
+        self._hid_masks = False
         self._show_boxes(None)
 
     def assign(self, row: float, col: float, phase: int) -> int:
