@@ -28,7 +28,7 @@ def highlight_latency(viewer, app, n_clicks=30):
     """Clicks go through the docked widget in its same-phase mode, as a user's would
     (its status line is repainted too); the setup calls its PhaseMapper directly."""
     from napari_samphase._qt.samphase_widget import SamphaseWidget
-    from napari_samphase.core.synthetic import make_micrograph
+    from napari_samphase.core.image.synthetic import make_micrograph
 
     m = make_micrograph((2048, 2048), n_particles=2000, radius=(6, 18), gap=2, seed=0)
     layer = viewer.add_image(m.image, name="big")
@@ -36,7 +36,7 @@ def highlight_latency(viewer, app, n_clicks=30):
     viewer.window.add_dock_widget(widget, name="samphase")
     mapper = widget.mapper
     mapper.image_layer = layer
-    from napari_samphase.core.masks import Segmentation, table_from_labels
+    from napari_samphase.core.image.labels import Segmentation, table_from_labels
 
     mapper.apply_segmentation(Segmentation(m.instances, table_from_labels(m.instances)))
     t0 = time.perf_counter()
@@ -73,10 +73,10 @@ def highlight_latency(viewer, app, n_clicks=30):
 
 
 def preview_latency(viewer, app, model, n_clicks=10):
-    from napari_samphase._napari.controller import PhaseMapper
-    from napari_samphase.core.models import build_sam, load_sam
-    from napari_samphase.core.session import SamSession
-    from napari_samphase.core.synthetic import make_micrograph
+    from napari_samphase._napari.phase_mapper import PhaseMapper
+    from napari_samphase.core.image.synthetic import make_micrograph
+    from napari_samphase.core.sam.loading import build_sam, load_sam
+    from napari_samphase.core.sam.session import SamSession
 
     m = make_micrograph((512, 512), seed=0)
     layer = viewer.add_image(m.image, name=f"img {model}")

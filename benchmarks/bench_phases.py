@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from _report import machine, table, write_section
-from napari_samphase.core.metrics import semantic_metrics
-from napari_samphase.core.phases import find_phases
+from napari_samphase.core.evaluation.metrics import semantic_metrics
+from napari_samphase.core.phases.clustering import find_phases
+from napari_samphase.core.phases.query import PhaseQuery
 from napari_samphase.core.proposers import make_proposer
-from napari_samphase.core.query import PhaseQuery
 
 DEFAULT_DATA = Path(
     os.environ.get("SAMPHASE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -130,7 +130,7 @@ def run_real(data: Path, proposer_name: str, options: dict, limit: int | None):
 
 def speed(n_masks: int = 2000, size: int = 2048):
     """Features + k-means on ~2,000 masks of a 2048x2048 image; same-phase query."""
-    from napari_samphase.core.synthetic import make_micrograph
+    from napari_samphase.core.image.synthetic import make_micrograph
 
     m = make_micrograph((size, size), n_particles=n_masks, radius=(6, 18), gap=2, seed=0)
     find_phases(m.image, m.instances, k=4)  # warm-up: imports, first-call allocations

@@ -17,10 +17,11 @@ import numpy as np
 import torch
 
 from _report import machine, table, timed, write_section
-from napari_samphase.core.metrics import recovered_fraction
-from napari_samphase.core.models import MODELS, build_sam, load_sam
-from napari_samphase.core.session import SamSession
-from napari_samphase.core.synthetic import make_micrograph, sample_micrograph
+from napari_samphase.core.evaluation.metrics import recovered_fraction
+from napari_samphase.core.image.synthetic import make_micrograph, sample_micrograph
+from napari_samphase.core.sam.loading import build_sam, load_sam
+from napari_samphase.core.sam.registry import MODELS
+from napari_samphase.core.sam.session import SamSession
 
 
 def stock_generate(sam, image, pps, iou=0.88, stab=0.95):

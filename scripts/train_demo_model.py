@@ -2,7 +2,7 @@
 
     python scripts/train_demo_model.py [--steps N] [--out PATH]
 
-Prints the SHA-256 to put into ``napari_samphase.core.models.MODELS``. The model
+Prints the SHA-256 to put into ``napari_samphase.core.sam.registry.MODELS``. The model
 has only seen synthetic micrographs; it is a test/demo asset, not for real data.
 """
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from napari_samphase.core.models import ASSETS, sha256sum
-from napari_samphase.core.training import train_demo_model
+from napari_samphase.core.sam.weights import ASSETS, sha256sum
+from napari_samphase.core.training.demo_model import train_demo_model
 
 
 def main() -> None:
@@ -37,8 +37,8 @@ def main() -> None:
             args.out, steps=args.steps, batch=args.batch, seed=args.seed, progress=progress
         )
     summary["sha256"] = sha256sum(args.out)
-    from napari_samphase.core.session import SamSession
-    from napari_samphase.core.training import evaluate_clicks
+    from napari_samphase.core.sam.session import SamSession
+    from napari_samphase.core.training.demo_model import evaluate_clicks
 
     # held-out synthetic images: mean IoU of one click in a particle vs that particle
     session = SamSession.from_name("demo-synthetic", checkpoint=args.out, device="cpu")

@@ -18,7 +18,7 @@ def data_dir():
 
 @pytest.fixture(scope="session")
 def micrograph():
-    from napari_samphase.core.synthetic import make_micrograph
+    from napari_samphase.core.image.synthetic import make_micrograph
 
     return make_micrograph((256, 320), n_particles=30, seed=7)
 
@@ -28,7 +28,7 @@ def demo_session():
     """SamSession on the bundled demo-synthetic model (trained on synthetic images)."""
     import torch
 
-    from napari_samphase.core.session import SamSession
+    from napari_samphase.core.sam.session import SamSession
 
     torch.set_num_threads(2)
     return SamSession.from_name("demo-synthetic", device="cpu")

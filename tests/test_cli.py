@@ -5,8 +5,8 @@ import pytest
 import tifffile
 
 from napari_samphase.cli import main
-from napari_samphase.core.io import write_png
-from napari_samphase.core.synthetic import make_micrograph
+from napari_samphase.core.image.io import write_png
+from napari_samphase.core.image.synthetic import make_micrograph
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def test_segment_superpixels_with_phases_writes_everything(sample, tmp_path, cap
     assert n >= 25
     assert len((res / "a_masks.csv").read_text().splitlines()) == n + 1
     phases = tifffile.imread(res / "a_phases.tif")
-    from napari_samphase.core.metrics import semantic_metrics
+    from napari_samphase.core.evaluation.metrics import semantic_metrics
 
     assert semantic_metrics(phases, m.phases)["pixel_accuracy"] > 0.8
     table = (res / "a_phase_table.csv").read_text().splitlines()
@@ -64,7 +64,7 @@ def test_segment_superpixels_with_phases_writes_everything(sample, tmp_path, cap
 def test_proposer_options_reach_the_watershed(sample, tmp_path, capsys):
     """Dark and bright particles: objects=both finds both polarities, objects=dark only
     the dark ones, so the option must have reached the proposer."""
-    from napari_samphase.core.metrics import instance_metrics
+    from napari_samphase.core.evaluation.metrics import instance_metrics
 
     path, m = sample
     recall = {}
@@ -104,7 +104,7 @@ def test_evaluate_semantic_and_instance(sample, tmp_path, capsys):
     assert code == 0
     rows = (tmp_path / "inst.csv").read_text().splitlines()
     header, first = rows[0].split(","), rows[1].split(",")
-    from napari_samphase.core.metrics import instance_metrics
+    from napari_samphase.core.evaluation.metrics import instance_metrics
 
     expected = instance_metrics(tifffile.imread(tmp_path / "pred" / "a_labels.tif"), m.instances)
     assert float(first[header.index("recall50")]) == pytest.approx(expected["recall50"], 1e-4)
@@ -171,10 +171,10 @@ def test_corrupted_checkpoint_is_one_line(sample, tmp_path, capsys):
 def test_download_offline_is_a_clear_error(monkeypatch, cache_dir, capsys):
     from dataclasses import replace
 
-    from napari_samphase.core import models
+    from napari_samphase.core.sam import registry
 
-    spec = replace(models.MODELS["vit_b"], url="http://127.0.0.1:9/sam_vit_b_01ec64.pth")
-    monkeypatch.setitem(models.MODELS, "vit_b", spec)
+    spec = replace(registry.MODELS["vit_b"], url="http://127.0.0.1:9/sam_vit_b_01ec64.pth")
+    monkeypatch.setitem(registry.MODELS, "vit_b", spec)
     code, _, err = _run(capsys, "download", "--model", "vit_b")
     assert code == 1
     assert "sam_vit_b_01ec64.pth" in err and str(cache_dir) in err
@@ -186,8 +186,8 @@ def test_sample_command(tmp_path, capsys):
 
 
 def test_demo_runs_offline_on_the_sample(tmp_path, capsys):
-    from napari_samphase.core.metrics import instance_metrics
-    from napari_samphase.core.synthetic import sample_micrograph
+    from napari_samphase.core.evaluation.metrics import instance_metrics
+    from napari_samphase.core.image.synthetic import sample_micrograph
 
     code, out, err = _run(capsys, "demo", "--out", tmp_path / "demo")
     assert code == 0, err

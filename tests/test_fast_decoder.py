@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from napari_samphase.core.models import build_demo_sam
-from napari_samphase.core.session import SamSession
+from napari_samphase.core.sam.architectures import build_demo_sam
+from napari_samphase.core.sam.session import SamSession
 
 
 @pytest.fixture(scope="module")

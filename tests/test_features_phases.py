@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 
 from napari_samphase.core.errors import InputError
-from napari_samphase.core.features import FEATURE_SETS, compute_features, interior_points
-from napari_samphase.core.phases import find_phases
-from napari_samphase.core.query import PhaseQuery
-from napari_samphase.core.report import phase_table, phase_table_of
+from napari_samphase.core.outputs.report import phase_table, phase_table_of
+from napari_samphase.core.phases.clustering import find_phases
+from napari_samphase.core.phases.features import FEATURE_SETS, compute_features, interior_points
+from napari_samphase.core.phases.query import PhaseQuery
 
 from .conftest import blobs_labels
 
@@ -164,7 +164,7 @@ def test_same_phase_query_and_table():
 
 
 def test_needs_embedding_follows_the_feature_set():
-    from napari_samphase.core.features import needs_embedding
+    from napari_samphase.core.phases.features import needs_embedding
 
     assert needs_embedding("full") and needs_embedding("stats+embedding")
     assert not needs_embedding("default") and not needs_embedding("prompt_color")

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from napari_samphase.core.errors import InputError
-from napari_samphase.core.image import load_image, normalize_to_uint8, to_gray_float, to_rgb_uint8
+from napari_samphase.core.image.convert import normalize_to_uint8, to_gray_float, to_rgb_uint8
+from napari_samphase.core.image.io import load_image
 
 
 def test_gray_uint8_becomes_three_identical_channels():

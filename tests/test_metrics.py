@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from napari_samphase.core.errors import InputError
-from napari_samphase.core.metrics import (
+from napari_samphase.core.evaluation.metrics import (
     confusion,
     hungarian_match,
     instance_iou,
@@ -84,7 +84,7 @@ def test_perfect_and_empty_instances():
 
 
 def test_recovered_fraction():
-    from napari_samphase.core.metrics import recovered_fraction
+    from napari_samphase.core.evaluation.metrics import recovered_fraction
 
     a = np.zeros((10, 10), bool)
     a[:5] = True

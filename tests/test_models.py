@@ -8,8 +8,8 @@ from functools import partial
 
 import pytest
 
-from napari_samphase.core import models
 from napari_samphase.core.errors import CheckpointError, InputError
+from napari_samphase.core.sam import architectures, loading, registry, weights
 
 
 @pytest.fixture()
@@ -17,7 +17,7 @@ def tiny_checkpoint(tmp_path):
     """A real (demo-architecture) state dict on disk, and its SHA-256."""
     import torch
 
-    sam = models.build_demo_sam()
+    sam = architectures.build_demo_sam()
     path = tmp_path / "served" / "tiny.pth"
     path.parent.mkdir()
     torch.save(sam.state_dict(), path)
@@ -40,86 +40,86 @@ def server(tiny_checkpoint):
 def fake_model(monkeypatch, tiny_checkpoint, server):
     path, sha = tiny_checkpoint
     spec = replace(
-        models.MODELS["demo-synthetic"],
+        registry.MODELS["demo-synthetic"],
         name="fake",
         filename="tiny.pth",
         sha256=sha,
         url=server + "tiny.pth",
     )
-    monkeypatch.setitem(models.MODELS, "fake", spec)
+    monkeypatch.setitem(registry.MODELS, "fake", spec)
     return spec
 
 
 def test_registry_has_official_models_with_hashes():
     for name in ("vit_b", "vit_l", "vit_h"):
-        spec = models.MODELS[name]
+        spec = registry.MODELS[name]
         assert spec.url.startswith("https://dl.fbaipublicfiles.com/segment_anything/")
         assert len(spec.sha256) == 64 and spec.filename in spec.url
     with pytest.raises(InputError, match="unknown model"):
-        models.get_spec("vit_z")
+        registry.get_spec("vit_z")
 
 
 def test_download_verifies_caches_and_loads(fake_model, cache_dir):
     calls = []
-    path = models.download("fake", progress=lambda d, t, m: calls.append((d, t)))
+    path = weights.download("fake", progress=lambda d, t, m: calls.append((d, t)))
     assert path == cache_dir / "tiny.pth" and path.is_file()
     assert calls and calls[-1][0] == calls[-1][1]  # progress reached the total
-    assert models.is_cached("fake")
-    sam = models.load_sam("fake", device="cpu", fetch=False)
+    assert weights.is_cached("fake")
+    sam = loading.load_sam("fake", device="cpu", fetch=False)
     assert sam.image_encoder.img_size == 256
 
 
 def test_corrupted_cached_file_is_never_loaded(fake_model, cache_dir):
-    models.download("fake", progress=lambda *a: None)
+    weights.download("fake", progress=lambda *a: None)
     target = cache_dir / "tiny.pth"
     data = target.read_bytes()
     target.write_bytes(data[: len(data) // 2])  # a partial file
-    assert not models.is_cached("fake")
+    assert not weights.is_cached("fake")
     with pytest.raises(CheckpointError, match="incomplete or corrupted"):
-        models.load_sam("fake", device="cpu", fetch=False)
+        loading.load_sam("fake", device="cpu", fetch=False)
     # allowed to fetch: a fresh verified copy replaces it
-    models.load_sam("fake", device="cpu", fetch=True, progress=lambda *a: None)
+    loading.load_sam("fake", device="cpu", fetch=True, progress=lambda *a: None)
     assert target.read_bytes() == data
 
 
 def test_hash_mismatch_on_download_leaves_no_file(fake_model, cache_dir, monkeypatch):
-    monkeypatch.setitem(models.MODELS, "fake", replace(fake_model, sha256="0" * 64))
+    monkeypatch.setitem(registry.MODELS, "fake", replace(fake_model, sha256="0" * 64))
     with pytest.raises(CheckpointError, match="SHA-256"):
-        models.download("fake", progress=lambda *a: None)
+        weights.download("fake", progress=lambda *a: None)
     assert not (cache_dir / "tiny.pth").exists()
 
 
 def test_offline_error_names_file_url_and_place(monkeypatch, cache_dir):
-    spec = replace(models.MODELS["vit_b"], url="http://127.0.0.1:9/sam_vit_b_01ec64.pth")
-    monkeypatch.setitem(models.MODELS, "vit_b", spec)
+    spec = replace(registry.MODELS["vit_b"], url="http://127.0.0.1:9/sam_vit_b_01ec64.pth")
+    monkeypatch.setitem(registry.MODELS, "vit_b", spec)
     with pytest.raises(CheckpointError) as err:
-        models.load_sam("vit_b", device="cpu")
+        loading.load_sam("vit_b", device="cpu")
     msg = str(err.value)
     assert "sam_vit_b_01ec64.pth" in msg and spec.url in msg and str(cache_dir) in msg
     with pytest.raises(CheckpointError, match="samphase download"):
-        models.load_sam("vit_b", device="cpu", fetch=False)
+        loading.load_sam("vit_b", device="cpu", fetch=False)
 
 
 def test_user_checkpoint_errors(tmp_path, tiny_checkpoint):
     with pytest.raises(CheckpointError, match="does not exist"):
-        models.load_sam("demo-synthetic", checkpoint=tmp_path / "nope.pth")
+        loading.load_sam("demo-synthetic", checkpoint=tmp_path / "nope.pth")
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"\x00" * 100)
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):
-        models.load_sam("demo-synthetic", checkpoint=junk)
+        loading.load_sam("demo-synthetic", checkpoint=junk)
     # a real checkpoint of another architecture
     with pytest.raises(CheckpointError, match="does not fit model vit_b"):
-        models.load_sam("vit_b", checkpoint=tiny_checkpoint[0])
-    sam = models.load_sam("demo-synthetic", checkpoint=tiny_checkpoint[0], device="cpu")
+        loading.load_sam("vit_b", checkpoint=tiny_checkpoint[0])
+    sam = loading.load_sam("demo-synthetic", checkpoint=tiny_checkpoint[0], device="cpu")
     assert not sam.training
 
 
 def test_bundled_demo_model_matches_its_registered_hash():
-    spec = models.MODELS["demo-synthetic"]
-    path = models.ASSETS / spec.filename
+    spec = registry.MODELS["demo-synthetic"]
+    path = weights.ASSETS / spec.filename
     assert path.is_file(), "the demo model must ship with the package"
     assert path.stat().st_size <= 5 * 1024 * 1024
-    assert models.sha256sum(path) == spec.sha256
+    assert weights.sha256sum(path) == spec.sha256
 
 
 def test_device_choice():
@@ -146,4 +146,4 @@ def test_weights_only_loading_refuses_pickled_code(tmp_path):
     bad = tmp_path / "evil.pth"
     bad.write_bytes(pickle.dumps({"x": Evil()}))
     with pytest.raises(CheckpointError):
-        models.load_sam("demo-synthetic", checkpoint=bad)
+        loading.load_sam("demo-synthetic", checkpoint=bad)

@@ -17,7 +17,7 @@ DOCS_IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
 def loaded(make_napari_viewer, qtbot):
     from napari_samphase._napari.sample_data import synthetic_micrograph
     from napari_samphase._qt.samphase_widget import SamphaseWidget
-    from napari_samphase.core.synthetic import sample_micrograph
+    from napari_samphase.core.image.synthetic import sample_micrograph
 
     viewer = make_napari_viewer(show=True)
     w = SamphaseWidget(viewer)
@@ -33,7 +33,7 @@ def loaded(make_napari_viewer, qtbot):
 
 
 def test_clicks_preview_and_commit(loaded):
-    from napari_samphase._napari.controller import MASKS, PREVIEW, PROMPTS
+    from napari_samphase._napari.phase_mapper import MASKS, PREVIEW, PROMPTS
 
     viewer, w, truth = loaded
     w.set_mode("segment")
@@ -57,7 +57,7 @@ def test_clicks_preview_and_commit(loaded):
 def test_mouse_clicks_on_the_canvas_prompt_sam(loaded, click_canvas):
     """Real mouse events: a click adds a positive point and a preview of that particle,
     a Shift+click a negative point; in navigate mode a click does nothing."""
-    from napari_samphase._napari.controller import PREVIEW, PROMPTS
+    from napari_samphase._napari.phase_mapper import PREVIEW, PROMPTS
 
     viewer, w, truth = loaded
     viewer.reset_view()
@@ -79,7 +79,7 @@ def test_mouse_clicks_on_the_canvas_prompt_sam(loaded, click_canvas):
 
 
 def test_segment_everything_cancel_then_run_and_screenshot(loaded, qtbot):
-    from napari_samphase._napari.controller import MASKS, PHASES
+    from napari_samphase._napari.phase_mapper import MASKS, PHASES
 
     viewer, w, truth = loaded
     w.pps.setValue(32)

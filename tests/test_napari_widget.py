@@ -53,7 +53,7 @@ def test_sample_data_and_writers(tmp_path):
 
 def test_full_run_weight_free(widget, qtbot, tmp_path):
     """Sample image -> superpixels -> phases -> same-phase click -> edit -> re-cluster."""
-    from napari_samphase._napari.controller import MASKS, PHASES, boxes_name
+    from napari_samphase._napari.phase_mapper import MASKS, PHASES, boxes_name
     from napari_samphase._napari.sample_data import synthetic_micrograph
 
     viewer, w = widget
@@ -141,7 +141,7 @@ def test_errors_become_notifications_not_tracebacks(widget, qtbot):
 
 
 def test_undo_of_label_edits_survives_reclustering(widget, qtbot):
-    from napari_samphase._napari.controller import MASKS
+    from napari_samphase._napari.phase_mapper import MASKS
     from napari_samphase._napari.sample_data import synthetic_micrograph
 
     viewer, w = widget
@@ -168,7 +168,7 @@ def test_same_phase_by_mouse_on_the_canvas(make_napari_viewer, qtbot, click_canv
     the matrix says background."""
     from scipy import ndimage as ndi
 
-    from napari_samphase._napari.controller import MASKS, PHASES
+    from napari_samphase._napari.phase_mapper import MASKS, PHASES
     from napari_samphase._napari.sample_data import synthetic_micrograph
     from napari_samphase._qt.samphase_widget import SamphaseWidget
 
@@ -200,11 +200,11 @@ def test_same_phase_by_mouse_on_the_canvas(make_napari_viewer, qtbot, click_canv
 def test_every_weight_free_entry_segments_the_sample(widget, qtbot):
     """Each listed weight-free proposer runs from the widget with its own options: on
     the sample (dark and bright particles) the dark + bright watershed finds more."""
-    from napari_samphase._napari.controller import MASKS
+    from napari_samphase._napari.phase_mapper import MASKS
     from napari_samphase._napari.sample_data import synthetic_micrograph
     from napari_samphase._qt.samphase_widget import WEIGHT_FREE
-    from napari_samphase.core.metrics import instance_metrics
-    from napari_samphase.core.synthetic import sample_micrograph
+    from napari_samphase.core.evaluation.metrics import instance_metrics
+    from napari_samphase.core.image.synthetic import sample_micrograph
 
     viewer, w = widget
     data, meta, _ = synthetic_micrograph()[0]

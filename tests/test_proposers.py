@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from napari_samphase.core.errors import InputError
-from napari_samphase.core.metrics import instance_metrics
+from napari_samphase.core.evaluation.metrics import instance_metrics
+from napari_samphase.core.image.synthetic import MATRIX, PhaseStyle, make_micrograph
 from napari_samphase.core.proposers import PROPOSERS, make_proposer, segment
-from napari_samphase.core.synthetic import MATRIX, PhaseStyle, make_micrograph
 
 DARK = PhaseStyle("dark", 0.2, 0.02, 2.0)
 BRIGHT = PhaseStyle("bright", 0.85, 0.02, 2.0)

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from napari_samphase.core.metrics import semantic_metrics
-from napari_samphase.core.phases import find_phases
+from napari_samphase.core.evaluation.metrics import semantic_metrics
+from napari_samphase.core.phases.clustering import find_phases
 from napari_samphase.core.proposers import segment
 
 pytestmark = pytest.mark.data
@@ -47,7 +47,7 @@ def test_instance_metrics_on_dsb_nuclei(data_dir):
     m = instance_metrics_self(truth)
     assert m["map"] == pytest.approx(1.0)
     seg = segment(image, "threshold")
-    from napari_samphase.core.metrics import instance_metrics
+    from napari_samphase.core.evaluation.metrics import instance_metrics
 
     got = instance_metrics(seg.labels, truth)
     assert got["n_true"] == len(np.unique(truth)) - 1
@@ -55,6 +55,6 @@ def test_instance_metrics_on_dsb_nuclei(data_dir):
 
 
 def instance_metrics_self(truth):
-    from napari_samphase.core.metrics import instance_metrics
+    from napari_samphase.core.evaluation.metrics import instance_metrics
 
     return instance_metrics(truth, truth)

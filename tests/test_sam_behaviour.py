@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from napari_samphase.core.metrics import instance_metrics, recovered_fraction
-from napari_samphase.core.synthetic import make_micrograph
+from napari_samphase.core.evaluation.metrics import instance_metrics, recovered_fraction
+from napari_samphase.core.image.synthetic import make_micrograph
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,7 @@ def test_cuda_bf16_path_matches_cpu(scene):
 
     if not torch.cuda.is_available():
         pytest.skip("no CUDA GPU")
-    from napari_samphase.core.session import SamSession
+    from napari_samphase.core.sam.session import SamSession
 
     cpu = SamSession.from_name("demo-synthetic", device="cpu")
     gpu = SamSession.from_name("demo-synthetic", device="cuda")

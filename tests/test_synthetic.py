@@ -1,6 +1,6 @@
 import numpy as np
 
-from napari_samphase.core.synthetic import PARTICLE_PHASES, make_micrograph
+from napari_samphase.core.image.synthetic import PARTICLE_PHASES, make_micrograph
 
 
 def test_micrograph_ground_truth_is_consistent():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def synthetic_micrograph():
-    from ..core.synthetic import sample_micrograph
+    from napari_samphase.core.image.synthetic import sample_micrograph
 
     m = sample_micrograph()
     return [

@@ -8,18 +8,18 @@ import numpy as np
 
 
 def write_labels_tiff(path: str, data, meta: dict) -> list[str]:
-    from ..core.io import write_tiff
+    from napari_samphase.core.image.io import write_tiff
 
     write_tiff(path, np.asarray(data))
     return [path]
 
 
 def write_features_csv(path: str, data, meta: dict) -> list[str]:
-    from ..core.masks import write_table_csv
+    from napari_samphase.core.image.io import write_table_csv
 
     feats = meta.get("features")
     if feats is None or len(feats) == 0:
-        from ..core.masks import table_from_labels
+        from napari_samphase.core.image.labels import table_from_labels
 
         table = table_from_labels(np.asarray(data))
     else:

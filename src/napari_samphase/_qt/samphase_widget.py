@@ -24,14 +24,14 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .._napari.controller import ModelChoice, PhaseMapper
-from ..core.device import DEVICE_CHOICES
-from ..core.errors import SamphaseError
-from ..core.features import FEATURE_SETS
-from ..core.models import MODELS
-from ..core.phases import BACKGROUND_MODES
-from .phase_chart import PhaseChart
-from .workers import Cancelled, TaskRunner
+from napari_samphase._napari.phase_mapper import ModelChoice, PhaseMapper
+from napari_samphase._qt.phase_chart import PhaseChart
+from napari_samphase._qt.workers import Cancelled, TaskRunner
+from napari_samphase.core.device import DEVICE_CHOICES
+from napari_samphase.core.errors import SamphaseError
+from napari_samphase.core.phases.clustering import BACKGROUND_MODES
+from napari_samphase.core.phases.features import FEATURE_SETS
+from napari_samphase.core.sam.registry import MODELS
 
 # Weight-free proposers, listed after the SAM models: label -> (proposer, its options).
 WEIGHT_FREE = {
@@ -198,7 +198,7 @@ class SamphaseWidget(QWidget):
         self.mapper.image_layer = layers[name] if name in layers else None  # noqa: SIM401
 
     def _model_changed(self, name: str):
-        from ..core.models import is_cached
+        from napari_samphase.core.sam.weights import is_cached
 
         sam = name not in WEIGHT_FREE
         for w in (self.checkpoint, self.device_combo, self.load_btn):
@@ -244,7 +244,7 @@ class SamphaseWidget(QWidget):
 
     # -- actions -----------------------------------------------------------------------------
     def download(self):
-        from ..core.models import download
+        from napari_samphase.core.sam.weights import download
 
         name = self.model_combo.currentText()
         self.runner.run(

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from qtpy.QtCore import QObject, Signal
 
-from ..core.progress import Cancelled, CancelToken
+from napari_samphase.core.progress import Cancelled, CancelToken
 
 
 class _Bridge(QObject):

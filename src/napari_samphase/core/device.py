@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .errors import InputError
+from napari_samphase.core.errors import InputError
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .image import to_gray_float
-from .masks import write_table_csv
-from .render import fraction_chart, phase_hex
+from napari_samphase.core.image.convert import to_gray_float
+from napari_samphase.core.image.io import write_table_csv
+from napari_samphase.core.outputs.render import fraction_chart, phase_hex
 
 
 def phase_table(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .masks import table_from_labels
+from napari_samphase.core.image.labels import table_from_labels
 
 
 @dataclass

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .masks import Segmentation, paint_masks, table_from_labels
-from .progress import ProgressCallback, report
+from napari_samphase.core.image.labels import Segmentation, paint_masks, table_from_labels
+from napari_samphase.core.progress import ProgressCallback, report
 
 
 def point_grid(n_per_side: int, shape) -> np.ndarray:
@@ -47,7 +47,7 @@ def segment_everything(
     import torch
     from torchvision.ops import nms
 
-    from .models import MODELS, ModelSpec
+    from napari_samphase.core.sam.registry import MODELS, ModelSpec
 
     # None: the thresholds registered for this model (ModelSpec's, SAM's, otherwise).
     spec = MODELS.get(session.name, ModelSpec)

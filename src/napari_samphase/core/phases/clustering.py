@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import InputError
-from .features import compute_features, group_weights, standardize
-from .image import check_image
-from .masks import check_labels
+from napari_samphase.core.errors import InputError
+from napari_samphase.core.image.convert import check_image
+from napari_samphase.core.image.labels import check_labels
+from napari_samphase.core.phases.features import compute_features, group_weights, standardize
 
 BACKGROUND_MODES = ("class", "ignore", "masks")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import InputError
+from napari_samphase.core.errors import InputError
 
 
 def _same_shape(a, b):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .image import to_rgb_uint8
+from napari_samphase.core.image.convert import to_rgb_uint8
 
 # Fixed, distinguishable phase colours (Okabe-Ito, colour-blind safe), then tab20.
 PHASE_COLORS = np.array(

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-from .errors import InputError
-from .image import to_rgb_uint8
+from napari_samphase.core.errors import InputError
+from napari_samphase.core.image.convert import to_rgb_uint8
 
 PERCENTILES = (10, 50, 90)
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 from psygnal import Signal
 
-from ..core.errors import InputError
-from ..core.render import phase_color
-from ._triton_guard import block_triton
+from napari_samphase._napari._triton_guard import block_triton
+from napari_samphase.core.errors import InputError
+from napari_samphase.core.outputs.render import phase_color
 
 block_triton()  # before anything in this process imports torch
 
@@ -54,7 +54,7 @@ class PhaseRun:
         """Safe in a worker: tessellating thousands of rectangles must not block the GUI."""
         from napari.layers import Shapes
 
-        from ..core.query import PhaseQuery
+        from napari_samphase.core.phases.query import PhaseQuery
 
         query = PhaseQuery.from_result(result)
         width = max(1, result.labels.shape[0] // 400)
@@ -109,7 +109,7 @@ class PhaseMapper:
 
     def load_model(self, choice: ModelChoice, progress=None):
         """Load (or reuse) the SAM model. Worker-safe."""
-        from ..core.session import SamSession
+        from napari_samphase.core.sam.session import SamSession
 
         if self.session is None or self.session_key != choice.key:
             self.session = SamSession.from_name(
@@ -215,7 +215,7 @@ class PhaseMapper:
         return self.session.segment_everything(progress=progress, **options)
 
     def compute_proposal(self, proposer: str, progress=None, **options):
-        from ..core.proposers import segment
+        from napari_samphase.core.proposers import segment
 
         return segment(self.image(), proposer, progress=progress, **options)
 
@@ -230,7 +230,7 @@ class PhaseMapper:
         self.status.emit(f"{seg.n_masks} masks")
 
     def _refresh_features(self, table=None):
-        from ..core.masks import table_from_labels
+        from napari_samphase.core.image.labels import table_from_labels
 
         layer = self.masks_layer()
         if table is None:
@@ -247,8 +247,8 @@ class PhaseMapper:
         """Worker-safe: cluster the masks currently in the masks layer (edits included).
         Returns a ``PhaseRun``: the core result and the same-phase box layers, built
         here because tessellating thousands of rectangles would block the GUI."""
-        from ..core.features import needs_embedding
-        from ..core.phases import find_phases
+        from napari_samphase.core.phases.clustering import find_phases
+        from napari_samphase.core.phases.features import needs_embedding
 
         layer = self._layer(MASKS)
         if layer is None:
@@ -285,7 +285,7 @@ class PhaseMapper:
         """Show a ``PhaseRun`` (or a bare core ``PhaseResult``) on layers. Main thread."""
         from napari.utils.colormaps import DirectLabelColormap
 
-        from ..core.report import phase_table_of
+        from napari_samphase.core.outputs.report import phase_table_of
 
         if not isinstance(run, PhaseRun):
             run = PhaseRun.build(run)
@@ -388,7 +388,7 @@ class PhaseMapper:
         return mask_id
 
     def export_table(self, path: str) -> None:
-        from ..core.report import save_report
+        from napari_samphase.core.outputs.report import save_report
 
         if self.table is None:
             raise InputError("find phases first")

@@ -1,34 +1,10 @@
-"""Reading micrographs and turning them into what SAM expects (H x W x 3 uint8)."""
+"""Checking micrographs and converting them: uint8 RGB for SAM, luminance for features."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from .errors import InputError
-
-TIFF_SUFFIXES = {".tif", ".tiff"}
-
-
-def load_image(path: str | Path) -> np.ndarray:
-    """Read a 2D gray or RGB(A) micrograph; clear :class:`InputError` otherwise."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    try:
-        if path.suffix.lower() in TIFF_SUFFIXES:
-            import tifffile
-
-            image = tifffile.imread(path)
-        else:
-            import imageio.v3 as iio
-
-            image = iio.imread(path)
-    except Exception as exc:  # every reader has its own exception types
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{path}: cannot read this file as an image ({reason})") from None
-    return check_image(np.asarray(image), name=str(path))
+from napari_samphase.core.errors import InputError
 
 
 def check_image(image: np.ndarray, name: str = "image") -> np.ndarray:

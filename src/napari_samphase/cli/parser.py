@@ -1,54 +1,11 @@
-"""``samphase`` command line: a thin shell over napari_samphase.core.
-
-samphase demo --out DIR
-samphase segment IMAGE... --out DIR [--model vit_b] [--proposer sam|watershed|...]
-                 [--phases K|auto] ...
-samphase download --model vit_b
-samphase evaluate --pred DIR --truth DIR [--semantic|--instance] [--out FILE]
-samphase sample OUT.png
-"""
+"""The ``samphase`` argument parser: every subcommand and its options."""
 
 from __future__ import annotations
 
 import argparse
-import shutil
-import sys
-import tempfile
 from pathlib import Path
 
-import numpy as np
-
-from .core.errors import SamphaseError
-from .core.progress import Cancelled
-
-
-class TqdmProgress:
-    """A ``(done, total, message)`` callback drawing one tqdm bar per message."""
-
-    def __init__(self, desc: str = "", disable: bool = False) -> None:
-        self.desc, self.disable, self.bar, self.msg = desc, disable, None, None
-
-    def __call__(self, done: int, total: int, message: str = "") -> None:
-        from tqdm import tqdm
-
-        msg = message.split(" (")[0] if message else self.desc
-        if self.bar is None or msg != self.msg or total != self.bar.total:
-            self.close()
-            self.bar = tqdm(
-                total=total,
-                desc=f"{self.desc}{msg}",
-                leave=False,
-                disable=self.disable,
-                file=sys.stderr,
-            )
-            self.msg = msg
-        self.bar.n = done
-        self.bar.refresh()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+from napari_samphase.core.errors import SamphaseError
 
 
 def _add_phase_args(p: argparse.ArgumentParser) -> None:
@@ -73,9 +30,9 @@ def _add_phase_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_proposer_args(p: argparse.ArgumentParser) -> None:
-    from .core.device import DEVICE_CHOICES
-    from .core.models import MODELS
-    from .core.proposers import PROPOSERS
+    from napari_samphase.core.device import DEVICE_CHOICES
+    from napari_samphase.core.proposers import PROPOSERS
+    from napari_samphase.core.sam.registry import MODELS
 
     # Names are checked by the registries, so a typo gets one clear line, not usage.
     p.add_argument("--proposer", default="sam", help=f"one of {', '.join(PROPOSERS)}")
@@ -114,7 +71,7 @@ def _add_proposer_args(p: argparse.ArgumentParser) -> None:
 
 def parse_option(text: str) -> tuple[str, object]:
     """KEY=VALUE -> (key, value) with VALUE read as a bool, int or float where it is one."""
-    from .core.errors import InputError
+    from napari_samphase.core.errors import InputError
 
     key, sep, raw = text.partition("=")
     if not sep or not key:
@@ -130,8 +87,22 @@ def parse_option(text: str) -> tuple[str, object]:
     return key, raw
 
 
+def parse_k(value: str | None):
+    if value is None:
+        return None
+    if value == "auto":
+        return "auto"
+    try:
+        k = int(value)
+    except ValueError:
+        raise SamphaseError(f"--phases takes a whole number or 'auto', not {value!r}") from None
+    if k < 1:
+        raise SamphaseError("--phases must be at least 1")
+    return k
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from napari_samphase import __version__
 
     parser = argparse.ArgumentParser(
         prog="samphase", description="Material phases of micrographs with Segment Anything."
@@ -167,52 +138,3 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="CSV file (default: PRED/evaluation.csv)")
     p.set_defaults(kind="semantic")
     return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        from .cli_commands import COMMANDS
-
-        return COMMANDS[args.command](args) or 0
-    except (SamphaseError, Cancelled) as exc:
-        print(f"samphase: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("samphase: interrupted", file=sys.stderr)
-        return 130
-
-
-def staged_output(out: Path):
-    """A temporary folder inside ``out``'s parent; files are moved into ``out`` only
-    when every image succeeded, so bad input leaves no partial output behind."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.")
-
-
-def commit_output(tmp: Path, out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    for f in sorted(Path(tmp).iterdir()):
-        shutil.move(str(f), out / f.name)
-
-
-def parse_k(value: str | None):
-    if value is None:
-        return None
-    if value == "auto":
-        return "auto"
-    try:
-        k = int(value)
-    except ValueError:
-        raise SamphaseError(f"--phases takes a whole number or 'auto', not {value!r}") from None
-    if k < 1:
-        raise SamphaseError("--phases must be at least 1")
-    return k
-
-
-def as_uint8_labels(labels: np.ndarray) -> np.ndarray:
-    return labels.astype(np.uint8 if labels.max(initial=0) < 256 else np.uint16)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

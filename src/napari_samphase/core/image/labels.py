@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage as ndi
 
-from .errors import InputError
+from napari_samphase.core.errors import InputError
 
 COLUMNS = (
     "id",
@@ -50,21 +49,9 @@ class Segmentation:
         return len(self.table.get("id", ()))
 
     def to_csv(self, path: str | Path) -> None:
+        from napari_samphase.core.image.io import write_table_csv
+
         write_table_csv(self.table, path)
-
-
-def write_table_csv(table: dict[str, np.ndarray], path: str | Path) -> None:
-    cols = list(table)
-    n = len(next(iter(table.values()))) if table else 0
-    with open(path, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(cols)
-        for i in range(n):
-            row = []
-            for c in cols:
-                v = table[c][i]
-                row.append(f"{v:.6g}" if isinstance(v, (float, np.floating)) else v)
-            writer.writerow(row)
 
 
 def check_labels(labels: np.ndarray, shape: tuple[int, ...] | None = None) -> np.ndarray:

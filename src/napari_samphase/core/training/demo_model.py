@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
-from .progress import ProgressCallback, report
-from .synthetic import make_micrograph, random_styles
+from napari_samphase.core.image.synthetic import make_micrograph, random_styles
+from napari_samphase.core.progress import ProgressCallback, report
 
 IMG = 256
 
@@ -80,7 +80,7 @@ def train_demo_model(
     import torch
     import torch.nn.functional as F
 
-    from .models import build_demo_sam
+    from napari_samphase.core.sam.architectures import build_demo_sam
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InputError
-from .image import to_rgb_uint8
-from .progress import Cancelled, ProgressCallback, report
+from napari_samphase.core.errors import InputError
+from napari_samphase.core.image.convert import to_rgb_uint8
+from napari_samphase.core.progress import Cancelled, ProgressCallback, report
 
 
 @dataclass
@@ -39,7 +39,7 @@ class SamSession:
         import torch
         from segment_anything.utils.transforms import ResizeLongestSide
 
-        from .fast_decoder import FastDecoder
+        from napari_samphase.core.sam.fast_decoder import FastDecoder
 
         self.sam = sam.eval()
         self.name = name
@@ -81,7 +81,7 @@ class SamSession:
         progress: ProgressCallback | None = None,
         precision: str = "auto",
     ) -> SamSession:
-        from .models import load_sam
+        from napari_samphase.core.sam.loading import load_sam
 
         sam = load_sam(name, checkpoint, device=device, fetch=fetch, progress=progress)
         return cls(sam, name, precision)
@@ -166,14 +166,14 @@ class SamSession:
         return PromptResult(mask.cpu().numpy(), float(iou[idx]), idx)
 
     def upsample(self, low):
-        from .fast_decoder import upsample_logits
+        from napari_samphase.core.sam.fast_decoder import upsample_logits
 
         return upsample_logits(low, self.input_size, self.original_size, self.img_size)
 
     # -- segment everything ------------------------------------------------------------
     def segment_everything(self, image=None, progress: ProgressCallback | None = None, **kw):
         """Whole-image instance masks; see :func:`everything.segment_everything`."""
-        from .everything import segment_everything
+        from napari_samphase.core.sam.amg import segment_everything
 
         if image is not None:
             self.set_image(image, progress=progress)

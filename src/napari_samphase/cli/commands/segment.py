@@ -1,0 +1,118 @@
+"""``samphase segment``: masks (and phases) of each image, written to a folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from napari_samphase.cli.output import as_uint8_labels, commit_output, staged_output
+from napari_samphase.cli.parser import parse_k, parse_option
+from napari_samphase.cli.progress import TqdmProgress
+from napari_samphase.core.errors import InputError
+
+
+def _proposer_options(args) -> dict:
+
+    if args.proposer != "sam":
+        return {"min_area": args.min_area, **dict(map(parse_option, args.proposer_option))}
+    if args.proposer_option:
+        raise InputError("--proposer-option is for the weight-free proposers")
+    return {
+        "model": args.model,
+        "checkpoint": args.checkpoint,
+        "device": args.device,
+        "points_per_side": args.points_per_side,
+        "pred_iou_thresh": args.pred_iou_thresh,
+        "stability_thresh": args.stability_thresh,
+        "min_area": args.min_area,
+        "fetch": not args.no_download,
+    }
+
+
+def write_results(tmp: Path, stem: str, image, seg, k, args, session=None) -> str:
+    """Write one image's outputs into ``tmp``; returns a one-line summary."""
+    from napari_samphase.core.image.io import write_png, write_tiff
+    from napari_samphase.core.outputs.render import mask_overlay
+
+    write_tiff(tmp / f"{stem}_labels.tif", seg.labels)
+    seg.to_csv(tmp / f"{stem}_masks.csv")
+    write_png(tmp / f"{stem}_overlay.png", mask_overlay(image, seg.labels))
+    line = f"{stem}: {seg.n_masks} masks"
+    if k is None:
+        return line
+    from napari_samphase.core.image.io import write_table_csv
+    from napari_samphase.core.outputs.render import phase_overlay
+    from napari_samphase.core.outputs.report import phase_table_of, save_report
+    from napari_samphase.core.phases.clustering import find_phases
+    from napari_samphase.core.phases.features import needs_embedding
+
+    points = None
+    if "point_row" in seg.table and len(seg.table["id"]):
+        points = np.stack([seg.table["point_row"], seg.table["point_col"]], 1)
+    emb = None
+    if needs_embedding(args.features):
+        if session is None or session.embedding is None:
+            raise InputError("features with 'embedding' need --proposer sam")
+        emb = session.embedding_array()
+    result = find_phases(
+        image,
+        seg.labels,
+        k=k,
+        features=args.features,
+        background=args.background,
+        points=points,
+        embedding=emb,
+        seed=args.seed,
+    )
+    write_tiff(tmp / f"{stem}_phases.tif", as_uint8_labels(result.phase_labels))
+    write_png(tmp / f"{stem}_phase_overlay.png", phase_overlay(image, result.phase_labels))
+    table = phase_table_of(result, image)
+    save_report(table, tmp / f"{stem}_phase_table.csv", tmp / f"{stem}_phase_fractions.png")
+    per_mask = {"id": result.mask_ids, "phase": result.phase_of_mask}
+    per_mask.update({n: result.features[:, j] for j, n in enumerate(result.feature_names)})
+    write_table_csv(per_mask, tmp / f"{stem}_mask_phases.csv")
+    fr = ", ".join(
+        f"{'bg' if p == 0 else p}: {f:.1f}%"
+        for p, f in zip(table["phase"], table["area_fraction"], strict=True)
+    )
+    return f"{line}, {result.n_phases} phases ({fr})"
+
+
+def cmd_segment(args) -> int:
+    from napari_samphase.core.image.io import load_image
+    from napari_samphase.core.phases.clustering import BACKGROUND_MODES
+    from napari_samphase.core.phases.features import needs_embedding
+    from napari_samphase.core.proposers import make_proposer
+    from napari_samphase.core.sam.registry import get_spec
+
+    k = parse_k(args.phases)
+    if k is not None and needs_embedding(args.features) and args.proposer != "sam":
+        raise InputError("features with 'embedding' need --proposer sam")
+    if args.proposer == "sam":
+        from napari_samphase.core.device import resolve_device
+
+        get_spec(args.model)
+        resolve_device(args.device)
+    if args.background not in BACKGROUND_MODES:
+        raise InputError(f"--background must be one of {', '.join(BACKGROUND_MODES)}")
+    images = [(p.stem, load_image(p)) for p in args.images]  # all inputs checked first
+    stems = [s for s, _ in images]
+    if len(set(stems)) != len(stems):
+        raise InputError("two input images share a file name; outputs would collide")
+    proposer = make_proposer(args.proposer, **_proposer_options(args))
+    progress = TqdmProgress(disable=args.quiet)
+    session = None
+    if args.proposer == "sam":
+        session = proposer.get_session(progress=progress)  # model errors before any output
+    lines = []
+    with staged_output(args.out) as tmp:
+        for stem, image in images:
+            seg = proposer.propose(image, progress=progress)
+            progress.close()
+            lines.append(write_results(Path(tmp), stem, image, seg, k, args, session))
+        commit_output(Path(tmp), args.out)
+    for line in lines:
+        print(line)
+    print(f"results in {args.out}")
+    return 0

@@ -1,0 +1,34 @@
+"""Progress bars for the command line: one tqdm bar per stage, counting its own units."""
+
+from __future__ import annotations
+
+import sys
+
+
+class TqdmProgress:
+    """A ``(done, total, message)`` callback drawing one tqdm bar per message."""
+
+    def __init__(self, desc: str = "", disable: bool = False) -> None:
+        self.desc, self.disable, self.bar, self.msg = desc, disable, None, None
+
+    def __call__(self, done: int, total: int, message: str = "") -> None:
+        from tqdm import tqdm
+
+        msg = message.split(" (")[0] if message else self.desc
+        if self.bar is None or msg != self.msg or total != self.bar.total:
+            self.close()
+            self.bar = tqdm(
+                total=total,
+                desc=f"{self.desc}{msg}",
+                leave=False,
+                disable=self.disable,
+                file=sys.stderr,
+            )
+            self.msg = msg
+        self.bar.n = done
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

@@ -1,0 +1,1 @@
+"""Comparing results with ground truth."""

@@ -1,0 +1,1 @@
+"""Images and label images: reading, converting, per-mask records, synthetic micrographs."""

@@ -1,0 +1,78 @@
+"""Reading and writing files: micrographs, label images (TIFF/PNG), CSV tables."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from napari_samphase.core.errors import InputError
+from napari_samphase.core.image.convert import check_image
+
+TIFF_SUFFIXES = {".tif", ".tiff"}
+
+
+def read_array(path: str | Path, what: str = "an image") -> np.ndarray:
+    """The pixels of a TIFF (tifffile) or any format imageio reads; one clear
+    :class:`InputError` naming the file and the reader's reason otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        if path.suffix.lower() in TIFF_SUFFIXES:
+            import tifffile
+
+            arr = tifffile.imread(path)
+        else:
+            import imageio.v3 as iio
+
+            arr = iio.imread(path)
+    except Exception as exc:  # every reader has its own exception types
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{path}: cannot read this file as {what} ({reason})") from None
+    return np.asarray(arr)
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Read a 2D gray or RGB(A) micrograph; clear :class:`InputError` otherwise."""
+    return check_image(read_array(path, "an image"), name=str(path))
+
+
+def read_labels(path: str | Path) -> np.ndarray:
+    """A 2D integer label image from TIFF or PNG (RGB(A) PNGs of gray labels allowed)."""
+    arr = read_array(path, "a label image")
+    if arr.ndim == 3 and arr.shape[-1] in (3, 4):
+        if not (arr[..., 0] == arr[..., 1]).all() or not (arr[..., 1] == arr[..., 2]).all():
+            raise InputError(f"{path}: a label image must be single-channel")
+        arr = arr[..., 0]
+    if arr.ndim != 2:
+        raise InputError(f"{path}: expected a 2D label image, got shape {arr.shape}")
+    return arr
+
+
+def write_tiff(path: str | Path, array: np.ndarray) -> None:
+    import tifffile
+
+    tifffile.imwrite(path, array, compression="zlib")
+
+
+def write_png(path: str | Path, array: np.ndarray) -> None:
+    import imageio.v3 as iio
+
+    iio.imwrite(path, array)
+
+
+def write_table_csv(table: dict[str, np.ndarray], path: str | Path) -> None:
+    """A dict of equal-length columns as CSV (floats with 6 significant digits)."""
+    cols = list(table)
+    n = len(next(iter(table.values()))) if table else 0
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(cols)
+        for i in range(n):
+            row = []
+            for c in cols:
+                v = table[c][i]
+                row.append(f"{v:.6g}" if isinstance(v, (float, np.floating)) else v)
+            writer.writerow(row)

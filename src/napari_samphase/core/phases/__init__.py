@@ -1,0 +1,1 @@
+"""From masks to phases: per-mask features, clustering, the same-phase query."""

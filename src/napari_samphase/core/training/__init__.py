@@ -1,0 +1,1 @@
+"""Training models: data, losses and trainers."""
