@@ -122,6 +122,13 @@ def test_bundled_demo_model_matches_its_registered_hash():
     assert weights.sha256sum(path) == spec.sha256
 
 
+def test_loading_the_bundled_model_writes_nothing_into_the_package():
+    before = sorted(p.name for p in weights.ASSETS.iterdir())
+    loading.load_sam("demo-synthetic", device="cpu")
+    assert weights.is_cached("demo-synthetic")
+    assert sorted(p.name for p in weights.ASSETS.iterdir()) == before
+
+
 def test_device_choice():
     import torch
 
