@@ -29,7 +29,8 @@ def test_core_and_cli_never_import_gui_packages():
 
 def test_package_import_is_light():
     code = (
-        "import sys, napari_samphase, napari_samphase.cli, napari_samphase.core.phases.clustering, napari_samphase.core.proposers;"
+        "import sys, napari_samphase, napari_samphase.cli, napari_samphase.core.proposers,"
+        " napari_samphase.core.phases.clustering;"
         "heavy = [m for m in ('torch', 'segment_anything', 'sklearn', 'napari', 'qtpy')"
         " if m in sys.modules]; print(','.join(heavy))"
     )

@@ -119,7 +119,7 @@ def test_evaluate_semantic_and_instance(sample, tmp_path, capsys):
         (["--proposer", "magic"], "unknown proposer 'magic'"),
         (["--phases", "lots"], "--phases takes"),
         (["--device", "tpu"], "unknown device"),
-        (["--proposer", "threshold", "--phases", "3", "--features", "full"], "need --proposer sam"),
+        (["--proposer", "threshold", "--phases", "3", "--features", "full"], "SAM image embedding"),
         (["--phases", "3", "--features", "colour"], "unknown feature"),
         (["--checkpoint", "/nonexistent/sam.pth"], "does not exist"),
         (["--proposer", "watershed", "--proposer-option", "nope=1"], "has no option"),

@@ -237,9 +237,7 @@ class PhaseMapper:
             table = table_from_labels(np.asarray(layer.data))
         feats = {"index": table["id"], **table}
         if self.result is not None and len(table["id"]):
-            lut = self.result.phase_lut()
-            ids = np.asarray(table["id"])
-            feats["phase"] = np.where(ids < len(lut), lut[np.minimum(ids, len(lut) - 1)], 0)
+            feats["phase"] = self.result.phase_of(table["id"])
         layer.features = feats
 
     # -- phases --------------------------------------------------------------------------
@@ -248,7 +246,7 @@ class PhaseMapper:
         Returns a ``PhaseRun``: the core result and the same-phase box layers, built
         here because tessellating thousands of rectangles would block the GUI."""
         from napari_samphase.core.phases.clustering import find_phases
-        from napari_samphase.core.phases.features import needs_embedding
+        from napari_samphase.core.phases.features import embedding_for
 
         layer = self._layer(MASKS)
         if layer is None:
@@ -256,11 +254,7 @@ class PhaseMapper:
         labels = np.asarray(layer.data)
         present = set(np.unique(labels).tolist())
         fixed = {m: p for m, p in self.fixed.items() if m in present}  # edited away: dropped
-        emb = None
-        if needs_embedding(features):
-            if self.session is None or self.session.embedding is None:
-                raise InputError("the 'embedding' feature needs a SAM model and embedding")
-            emb = self.session.embedding_array()
+        emb = embedding_for(features, self.session)
         points = None
         feats = layer.features
         if "point_row" in feats and len(feats) == len(present - {0}):

@@ -45,16 +45,12 @@ def write_results(tmp: Path, stem: str, image, seg, k, args, session=None) -> st
     from napari_samphase.core.outputs.render import phase_overlay
     from napari_samphase.core.outputs.report import phase_table_of, save_report
     from napari_samphase.core.phases.clustering import find_phases
-    from napari_samphase.core.phases.features import needs_embedding
+    from napari_samphase.core.phases.features import embedding_for
 
     points = None
     if "point_row" in seg.table and len(seg.table["id"]):
         points = np.stack([seg.table["point_row"], seg.table["point_col"]], 1)
-    emb = None
-    if needs_embedding(args.features):
-        if session is None or session.embedding is None:
-            raise InputError("features with 'embedding' need --proposer sam")
-        emb = session.embedding_array()
+    emb = embedding_for(args.features, session)
     result = find_phases(
         image,
         seg.labels,
@@ -81,21 +77,20 @@ def write_results(tmp: Path, stem: str, image, seg, k, args, session=None) -> st
 
 def cmd_segment(args) -> int:
     from napari_samphase.core.image.io import load_image
-    from napari_samphase.core.phases.clustering import BACKGROUND_MODES
-    from napari_samphase.core.phases.features import needs_embedding
+    from napari_samphase.core.phases.clustering import check_background
+    from napari_samphase.core.phases.features import EMBEDDING_NEEDED, needs_embedding
     from napari_samphase.core.proposers import make_proposer
     from napari_samphase.core.sam.registry import get_spec
 
     k = parse_k(args.phases)
     if k is not None and needs_embedding(args.features) and args.proposer != "sam":
-        raise InputError("features with 'embedding' need --proposer sam")
+        raise InputError(EMBEDDING_NEEDED)
     if args.proposer == "sam":
         from napari_samphase.core.device import resolve_device
 
         get_spec(args.model)
         resolve_device(args.device)
-    if args.background not in BACKGROUND_MODES:
-        raise InputError(f"--background must be one of {', '.join(BACKGROUND_MODES)}")
+    check_background(args.background)
     images = [(p.stem, load_image(p)) for p in args.images]  # all inputs checked first
     stems = [s for s, _ in images]
     if len(set(stems)) != len(stems):

@@ -53,7 +53,16 @@ def to_rgb_uint8(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
+# ITU-R BT.601 luma weights, the one conversion from RGB to gray in the package.
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """Weighted sum of the last axis (R, G, B) with :data:`LUMA`, in the input's units."""
+    return rgb @ LUMA
+
+
 def to_gray_float(image: np.ndarray) -> np.ndarray:
     """Luminance in [0, 1] (float32), for features and weight-free proposers."""
     rgb = to_rgb_uint8(image).astype(np.float32) / 255.0
-    return rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+    return luma(rgb)

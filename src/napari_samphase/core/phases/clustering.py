@@ -14,8 +14,16 @@ from napari_samphase.core.errors import InputError
 from napari_samphase.core.image.convert import check_image
 from napari_samphase.core.image.labels import check_labels
 from napari_samphase.core.phases.features import compute_features, group_weights, standardize
+from napari_samphase.core.phases.query import phase_lut
 
 BACKGROUND_MODES = ("class", "ignore", "masks")
+
+
+def check_background(mode: str) -> str:
+    """``mode`` if it is one of :data:`BACKGROUND_MODES`; one clear error otherwise."""
+    if mode not in BACKGROUND_MODES:
+        raise InputError(f"background must be one of {', '.join(BACKGROUND_MODES)}, not {mode!r}")
+    return mode
 
 
 @dataclass
@@ -54,9 +62,14 @@ class PhaseResult:
         return int(self.phase_of_mask.max(initial=0))
 
     def phase_lut(self) -> np.ndarray:
-        lut = np.zeros(int(self.labels.max(initial=0)) + 1, np.int64)
-        lut[self.mask_ids] = self.phase_of_mask
-        return lut
+        """Phase of every mask id (index = id, 0 for background and absent ids)."""
+        return phase_lut(self.mask_ids, self.phase_of_mask, int(self.labels.max(initial=0)))
+
+    def phase_of(self, ids) -> np.ndarray:
+        """Phase of each of ``ids``; 0 for ids this clustering never saw (added since)."""
+        lut = self.phase_lut()
+        ids = np.asarray(ids, np.int64)
+        return np.where(ids < len(lut), lut[np.minimum(ids, len(lut) - 1)], 0)
 
 
 def _kmeans(z: np.ndarray, k: int, seed: int):
@@ -160,8 +173,7 @@ def find_phases(
     """
     image = check_image(image)
     labels = check_labels(labels, image.shape)
-    if background not in BACKGROUND_MODES:
-        raise InputError(f"background must be one of {', '.join(BACKGROUND_MODES)}")
+    check_background(background)
     if background == "masks" and (labels == 0).any():
         labels = _background_masks(labels)
     ids = np.unique(labels)
@@ -218,8 +230,7 @@ def find_phases(
     centers_sorted = np.zeros_like(centers)
     centers_sorted[order] = centers
     model = PhaseModel(mean, scale, centers_sorted, np.arange(1, k_masks + 1), features, groups)
-    lut = np.zeros(int(labels.max()) + 1, np.int64)
-    lut[ids] = phase
+    lut = phase_lut(ids, phase, int(labels.max()))
     dtype = np.uint8 if k_masks < 255 else np.uint16
     return PhaseResult(
         mask_ids=ids,

@@ -14,7 +14,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from napari_samphase.core.errors import InputError
-from napari_samphase.core.image.convert import to_rgb_uint8
+from napari_samphase.core.image.convert import luma, to_rgb_uint8
 
 PERCENTILES = (10, 50, 90)
 
@@ -139,7 +139,7 @@ def feat_shape(ctx: FeatureContext):
 def feat_embedding(ctx: FeatureContext):
     """SAM image embedding averaged over each mask (needs a SAM session's embedding)."""
     if ctx.embedding is None:
-        raise InputError("feature 'embedding' needs a SAM image embedding (use the SAM proposer)")
+        raise InputError(EMBEDDING_NEEDED)
     emb = np.asarray(ctx.embedding)
     c, eh, ew = emb.shape
     h, w = ctx.labels.shape
@@ -201,11 +201,24 @@ def needs_embedding(features) -> bool:
     return "embedding" in resolve_feature_set(features)
 
 
+EMBEDDING_NEEDED = "features with 'embedding' need a SAM image embedding: use a SAM model"
+
+
+def embedding_for(features, session=None) -> np.ndarray | None:
+    """The C x h x w embedding the feature set needs from ``session`` (a SAM session
+    with an image set), None when it needs none; one error message everywhere."""
+    if not needs_embedding(features):
+        return None
+    if session is None or getattr(session, "embedding", None) is None:
+        raise InputError(EMBEDDING_NEEDED)
+    return session.embedding_array()
+
+
 def compute_features(image, labels, ids, features="default", points=None, embedding=None):
     """(n x F raw features, names, group index per column) for masks ``ids``."""
     rgb = to_rgb_uint8(image)
     labels = np.asarray(labels).astype(np.int64, copy=False)
-    gray = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    gray = luma(rgb.astype(np.float32))
     ctx = FeatureContext(
         rgb=rgb,
         gray=np.clip(gray + 0.5, 0, 255).astype(np.uint8),

@@ -12,6 +12,13 @@ import numpy as np
 from napari_samphase.core.image.labels import table_from_labels
 
 
+def phase_lut(mask_ids, phase_of_mask, max_id: int) -> np.ndarray:
+    """mask id -> phase as an array indexed by id (0..max_id); unlisted ids get 0."""
+    lut = np.zeros(int(max_id) + 1, np.int64)
+    lut[np.asarray(mask_ids, np.int64)] = np.asarray(phase_of_mask)
+    return lut
+
+
 @dataclass
 class QueryResult:
     mask_id: int  # 0: background
@@ -34,8 +41,7 @@ class PhaseQuery:
         self.labels = np.asarray(labels)
         table = table_from_labels(self.labels)
         n = int(self.labels.max(initial=0)) + 1
-        self.phase_lut = np.zeros(n, np.int64)
-        self.phase_lut[np.asarray(mask_ids)] = np.asarray(phase_of_mask)
+        self.phase_lut = phase_lut(mask_ids, phase_of_mask, n - 1)
         boxes = np.zeros((n, 4), np.int64)
         boxes[table["id"]] = np.stack(
             [table["bbox_row0"], table["bbox_col0"], table["bbox_row1"], table["bbox_col1"]], 1
