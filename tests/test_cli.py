@@ -108,8 +108,33 @@ def test_evaluate_semantic_and_instance(sample, tmp_path, capsys):
 
     expected = instance_metrics(tifffile.imread(tmp_path / "pred" / "a_labels.tif"), m.instances)
     assert float(first[header.index("recall50")]) == pytest.approx(expected["recall50"], 1e-4)
-    assert float(first[header.index("map")]) == pytest.approx(expected["map"], 1e-4)
+    for column in ("coco_ap50", "coco_ap", "dsb_ap"):
+        assert float(first[header.index(column)]) == pytest.approx(expected[column], 1e-4)
     assert expected["recall50"] > 0.5
+
+
+def test_evaluate_semantic_reports_one_to_one_and_many_to_one(tmp_path, capsys):
+    """A surplus cluster is wrong in the headline mIoU; the many-to-one mIoU, which
+    merges it into the class it overlaps using the truth, is its own column."""
+    truth = np.zeros((16, 16), np.uint8)
+    truth[:, 8:] = 1
+    pred = truth.copy()
+    pred[:4, :8] = 2  # a third cluster inside class 0
+    (tmp_path / "p").mkdir(), (tmp_path / "t").mkdir()
+    tifffile.imwrite(tmp_path / "p" / "x_phases.tif", pred)
+    tifffile.imwrite(tmp_path / "t" / "x.tif", truth)
+    code, out, err = _run(capsys, "evaluate", "--pred", tmp_path / "p", "--truth", tmp_path / "t")
+    assert code == 0, err
+    rows = (tmp_path / "p" / "evaluation.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    first = dict(zip(header, rows[1].split(","), strict=True))
+    assert header[:3] == ["image", "pixel_accuracy", "miou"]
+    # class 0: 96 of its 128 pixels predicted, none wrongly -> IoU 0.75; class 1: 1
+    assert float(first["miou"]) == pytest.approx(0.875)
+    assert float(first["pixel_accuracy"]) == pytest.approx(0.875)
+    assert float(first["unmatched_clusters"]) == 1
+    assert float(first["miou_many_to_one"]) == pytest.approx(1.0)
+    assert "miou_many_to_one" in out.splitlines()[0]
 
 
 @pytest.mark.parametrize(
@@ -197,3 +222,61 @@ def test_demo_runs_offline_on_the_sample(tmp_path, capsys):
     assert instance_metrics(labels, sample_micrograph().instances)["recall50"] >= 0.75
     assert (d / "sample_micrograph_phase_table.csv").is_file()
     assert "demo-synthetic" in out
+
+
+def test_segment_loads_and_processes_one_image_at_a_time(sample, tmp_path, capsys, monkeypatch):
+    """Each image is read, segmented and written before the next is read, and no
+    earlier image is still alive when the next one is loaded (peak: one image)."""
+    import gc
+    import weakref
+
+    from napari_samphase.core.image import io
+    from napari_samphase.core.proposers.threshold import ThresholdProposer
+
+    path, _ = sample
+    second = tmp_path / "b.png"
+    second.write_bytes(path.read_bytes())
+
+    class Tracked(np.ndarray):  # plain ndarrays take no weak references
+        pass
+
+    events, alive = [], []
+    real_load, real_propose = io.load_image, ThresholdProposer.propose
+
+    def load(p, *a, **kw):
+        gc.collect()
+        events.append(("load", p.stem, sum(r() is not None for r in alive)))
+        image = real_load(p, *a, **kw).view(Tracked)
+        alive.append(weakref.ref(image))
+        return image
+
+    def propose(self, image, progress=None):
+        events.append(("propose", image.shape))
+        return real_propose(self, image, progress)
+
+    monkeypatch.setattr(io, "load_image", load)
+    monkeypatch.setattr(ThresholdProposer, "propose", propose)
+    code, out, err = _run(
+        capsys, "segment", path, second, "--proposer", "threshold", "--out", tmp_path / "res"
+    )
+    assert code == 0, err
+    shape = (256, 256)
+    assert events == [("load", "a", 0), ("propose", shape), ("load", "b", 0), ("propose", shape)]
+    assert {"a_labels.tif", "b_labels.tif"} <= {p.name for p in (tmp_path / "res").iterdir()}
+
+
+def test_missing_image_is_reported_before_any_image_is_read(sample, tmp_path, capsys, monkeypatch):
+    from napari_samphase.core.image import io
+
+    path, _ = sample
+    loaded = []
+    monkeypatch.setattr(io, "load_image", lambda p, *a, **kw: loaded.append(p))
+    for images, message in (
+        ([path, tmp_path / "missing.png"], "missing.png: no such file"),
+        ([path, path], "share a file name"),
+    ):
+        code, _, err = _run(
+            capsys, "segment", *images, "--proposer", "threshold", "--out", tmp_path / "res"
+        )
+        assert code == 1 and message in err and len(err.strip().splitlines()) == 1
+    assert loaded == [] and not (tmp_path / "res").exists()

@@ -41,20 +41,16 @@ def test_default_features_beat_pixel_kmeans_and_the_method_on_nasa(data_dir):
 def test_instance_metrics_on_dsb_nuclei(data_dir):
     import imageio.v3 as iio
 
+    from napari_samphase.core.evaluation.metrics import instance_metrics
+
     folder = data_dir / "dsb2018_nuclei"
     image = iio.imread(folder / "images" / "nuclei_00.png")
     truth = iio.imread(folder / "masks" / "nuclei_00.png")
-    m = instance_metrics_self(truth)
-    assert m["map"] == pytest.approx(1.0)
-    seg = segment(image, "threshold")
-    from napari_samphase.core.evaluation.metrics import instance_metrics
-
-    got = instance_metrics(seg.labels, truth)
-    assert got["n_true"] == len(np.unique(truth)) - 1
-    assert 0 < got["recall50"] <= 1 and 0 <= got["map"] <= got["ap50"]
-
-
-def instance_metrics_self(truth):
-    from napari_samphase.core.evaluation.metrics import instance_metrics
-
-    return instance_metrics(truth, truth)
+    perfect = instance_metrics(truth, truth)
+    assert perfect["coco_ap"] == pytest.approx(1.0) and perfect["dsb_ap"] == pytest.approx(1.0)
+    got = instance_metrics(segment(image, "threshold").labels, truth)
+    assert got["n_true"] == len(np.unique(truth)) - 1 == 136
+    # The threshold proposer on this image (measured): recall50 0.77, precision50 0.85,
+    # COCO AP50 0.69, COCO AP 0.53, DSB score 0.54; the bounds leave ~0.05-0.1 margin.
+    assert got["recall50"] >= 0.7 and got["precision50"] >= 0.75
+    assert got["coco_ap50"] >= 0.6 and got["coco_ap"] >= 0.45 and got["dsb_ap"] >= 0.45

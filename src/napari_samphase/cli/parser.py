@@ -133,8 +133,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pred", required=True, type=Path)
     p.add_argument("--truth", required=True, type=Path)
     kind = p.add_mutually_exclusive_group()
-    kind.add_argument("--semantic", action="store_const", dest="kind", const="semantic")
-    kind.add_argument("--instance", action="store_const", dest="kind", const="instance")
+    kind.add_argument(
+        "--semantic",
+        action="store_const",
+        dest="kind",
+        const="semantic",
+        help="phase maps (default): mIoU etc. after one-to-one matching, many-to-one beside it",
+    )
+    kind.add_argument(
+        "--instance",
+        action="store_const",
+        dest="kind",
+        const="instance",
+        help="instance labels: precision/recall/F1 at IoU 0.5, COCO AP, DSB 2018 score",
+    )
     p.add_argument("--out", type=Path, default=None, help="CSV file (default: PRED/evaluation.csv)")
     p.set_defaults(kind="semantic")
     return parser

@@ -20,8 +20,41 @@ def _find_pred(pred_dir: Path, stem: str, kind: str) -> Path | None:
     return None
 
 
+def _semantic_columns(pred, truth) -> dict:
+    """One-to-one matching is the headline; the many-to-one mIoU (surplus clusters
+    merged into classes using the truth) is reported beside it, labelled."""
+    from napari_samphase.core.evaluation.metrics import semantic_metrics
+
+    m = semantic_metrics(pred, truth, matching="one_to_one")
+    return {
+        "pixel_accuracy": m["pixel_accuracy"],
+        "miou": m["miou"],
+        "mean_dice": m["mean_dice"],
+        "l1": m["l1"],
+        "fraction_error": m["mean_fraction_error"],
+        "unmatched_clusters": len(m["unmatched"]),
+        "miou_many_to_one": semantic_metrics(pred, truth, matching="many_to_one")["miou"],
+    }
+
+
+def _instance_columns(pred, truth) -> dict:
+    """COCO AP and the DSB 2018 score are different numbers: both, named."""
+    from napari_samphase.core.evaluation.metrics import instance_metrics
+
+    m = instance_metrics(pred, truth)
+    names = ("n_pred", "n_true", "matched_iou", "precision50", "recall50", "f1_50")
+    return {
+        **{n: m[n] for n in names},
+        "coco_ap50": m["coco_ap50"],
+        "coco_ap": m["coco_ap"],
+        "dsb_ap": m["dsb_ap"],
+    }
+
+
+COLUMNS = {"semantic": _semantic_columns, "instance": _instance_columns}
+
+
 def cmd_evaluate(args) -> int:
-    from napari_samphase.core.evaluation.metrics import instance_metrics, semantic_metrics
     from napari_samphase.core.image.io import read_labels, write_table_csv
 
     for d in (args.pred, args.truth):
@@ -40,33 +73,7 @@ def cmd_evaluate(args) -> int:
     rows = []
     for truth_path, pred_path in pairs:
         truth, pred = read_labels(truth_path), read_labels(pred_path)
-        if args.kind == "semantic":
-            m = semantic_metrics(pred, truth)
-            rows.append(
-                {
-                    "image": truth_path.stem,
-                    "pixel_accuracy": m["pixel_accuracy"],
-                    "miou": m["miou"],
-                    "mean_dice": m["mean_dice"],
-                    "l1": m["l1"],
-                    "fraction_error": m["mean_fraction_error"],
-                }
-            )
-        else:
-            m = instance_metrics(pred, truth)
-            rows.append(
-                {
-                    "image": truth_path.stem,
-                    "n_pred": m["n_pred"],
-                    "n_true": m["n_true"],
-                    "matched_iou": m["matched_iou"],
-                    "precision50": m["precision50"],
-                    "recall50": m["recall50"],
-                    "f1_50": m["f1_50"],
-                    "ap50": m["ap50"],
-                    "map": m["map"],
-                }
-            )
+        rows.append({"image": truth_path.stem, **COLUMNS[args.kind](pred, truth)})
     cols = list(rows[0])
     mean = {"image": "mean"}
     mean.update({c: float(np.mean([r[c] for r in rows])) for c in cols[1:]})
@@ -74,11 +81,13 @@ def cmd_evaluate(args) -> int:
     table = {c: np.array([r[c] for r in rows]) for c in cols}
     out = args.out or (args.pred / "evaluation.csv")
     write_table_csv(table, out)
-    print("  ".join(f"{c:>14}" for c in cols))
+    width = {c: max(14, len(c)) for c in cols}
+    print("  ".join(f"{c:>{width[c]}}" for c in cols))
     for r in rows:
         print(
             "  ".join(
-                f"{r[c]:>14.4f}" if isinstance(r[c], float) else f"{r[c]!s:>14}" for c in cols
+                f"{r[c]:>{width[c]}.4f}" if isinstance(r[c], float) else f"{r[c]!s:>{width[c]}}"
+                for c in cols
             )
         )
     print(f"written {out}", file=sys.stderr)

@@ -76,7 +76,10 @@ def write_results(tmp: Path, stem: str, image, seg, k, args, session=None) -> st
 
 
 def cmd_segment(args) -> int:
-    from napari_samphase.core.image.io import load_image
+    """Check what is cheap up front (options, model, that every file exists, unique
+    names), then read, segment and write one image at a time, so only one image is in
+    memory; files move into ``--out`` only when every image succeeded."""
+    from napari_samphase.core.image import io
     from napari_samphase.core.phases.clustering import check_background
     from napari_samphase.core.phases.features import EMBEDDING_NEEDED, needs_embedding
     from napari_samphase.core.proposers import make_proposer
@@ -91,8 +94,8 @@ def cmd_segment(args) -> int:
         get_spec(args.model)
         resolve_device(args.device)
     check_background(args.background)
-    images = [(p.stem, load_image(p)) for p in args.images]  # all inputs checked first
-    stems = [s for s, _ in images]
+    paths = [io.require_file(p) for p in args.images]
+    stems = [p.stem for p in paths]
     if len(set(stems)) != len(stems):
         raise InputError("two input images share a file name; outputs would collide")
     proposer = make_proposer(args.proposer, **_proposer_options(args))
@@ -102,10 +105,13 @@ def cmd_segment(args) -> int:
         session = proposer.get_session(progress=progress)  # model errors before any output
     lines = []
     with staged_output(args.out) as tmp:
-        for stem, image in images:
+        for i, (path, stem) in enumerate(zip(paths, stems, strict=True), 1):
+            progress.desc = f"[{i}/{len(paths)}] {stem}: "
+            image = io.load_image(path)  # content errors (unreadable, 3D, too big) here
             seg = proposer.propose(image, progress=progress)
             progress.close()
             lines.append(write_results(Path(tmp), stem, image, seg, k, args, session))
+            del image, seg  # free this image before the next is read
         commit_output(Path(tmp), args.out)
     for line in lines:
         print(line)

@@ -2,29 +2,81 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from napari_samphase.core.errors import InputError
 
+# Images are processed whole (no tiling), with several full-size float copies alive
+# at once; past this budget a clear error beats the out-of-memory killer.
+MAX_MEGAPIXELS_ENV = "SAMPHASE_MAX_MEGAPIXELS"
+DEFAULT_MAX_MEGAPIXELS = 100.0
 
-def check_image(image: np.ndarray, name: str = "image") -> np.ndarray:
-    """Accept 2D gray, H x W x 3 RGB and H x W x 4 RGBA; reject the rest clearly."""
+
+def max_megapixels() -> float:
+    """The pixel budget in megapixels: ``SAMPHASE_MAX_MEGAPIXELS``, else 100."""
+    raw = os.environ.get(MAX_MEGAPIXELS_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_MEGAPIXELS
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:  # also catches NaN
+        raise InputError(f"{MAX_MEGAPIXELS_ENV} must be a positive number, not {raw!r}")
+    return value
+
+
+def _channels_last(image: np.ndarray) -> np.ndarray:
+    """(C, H, W) planar RGB(A) -> (H, W, C). Channels-last wins when the last axis
+    could be channels: a (3, H, 3) array is H x 3 RGB, never 3 x 3 planar (either
+    way it is far too small and is refused by the size check)."""
+    if image.ndim == 3 and image.shape[-1] not in (2, 3, 4) and image.shape[0] in (3, 4):
+        return np.moveaxis(image, 0, -1)
+    return image
+
+
+def check_image(
+    image: np.ndarray, name: str = "image", max_pixels: float | None = None
+) -> np.ndarray:
+    """The image in canonical form: 2D gray, H x W x 3 RGB or H x W x 4 RGBA.
+
+    Also accepted and converted: gray + alpha (H x W x 2; alpha dropped), planar
+    RGB(A) (3 or 4 x H x W, moved to channels-last when the last axis is not
+    channels), bool (True -> 255, so a mask is visible as uint8). Everything else
+    raises one clear :class:`InputError`.
+
+    name: how the error messages call the image (e.g. its path).
+    max_pixels: refuse images with more pixels (H x W) than this; default
+        ``SAMPHASE_MAX_MEGAPIXELS`` megapixels (100 unless set).
+    """
     image = np.asarray(image)
     if image.dtype == bool:
-        image = image.astype(np.uint8)
+        image = image.astype(np.uint8) * np.uint8(255)
     if not (np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating)):
         raise InputError(f"{name}: unsupported pixel type {image.dtype}")
-    if image.size == 0 or min(image.shape[:2], default=0) == 0:
+    if image.size == 0:
         raise InputError(f"{name}: the image is empty (shape {image.shape})")
-    if image.ndim == 3 and image.shape[-1] in (3, 4):
-        pass
-    elif image.ndim != 2:
+    image = _channels_last(image)
+    if image.ndim == 3 and image.shape[-1] == 2:
+        image = image[..., 0]  # gray + alpha: the alpha channel carries no structure
+    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[-1] in (3, 4))):
         raise InputError(
             f"{name}: expected a 2D gray or RGB image, got shape {image.shape}"
             " (3D stacks are not supported: pick one plane)"
         )
-    if min(image.shape[:2]) < 8:
-        raise InputError(f"{name}: image too small ({image.shape[0]}x{image.shape[1]} pixels)")
+    h, w = image.shape[:2]
+    if min(h, w) < 8:
+        raise InputError(f"{name}: image too small ({h}x{w} pixels)")
+    limit = max_megapixels() * 1e6 if max_pixels is None else float(max_pixels)
+    if h * w > limit:
+        raise InputError(
+            f"{name}: {h}x{w} pixels ({h * w / 1e6:.0f} megapixels) is more than the"
+            f" {limit / 1e6:g} megapixels this untiled path can hold in memory; crop or"
+            f" downsample the image, or raise {MAX_MEGAPIXELS_ENV} if the machine has the"
+            " memory"
+        )
     if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
         raise InputError(f"{name}: the image contains NaN or infinite values")
     return image

@@ -13,30 +13,63 @@ from napari_samphase.core.image.convert import check_image
 TIFF_SUFFIXES = {".tif", ".tiff"}
 
 
-def read_array(path: str | Path, what: str = "an image") -> np.ndarray:
-    """The pixels of a TIFF (tifffile) or any format imageio reads; one clear
-    :class:`InputError` naming the file and the reader's reason otherwise."""
+def require_file(path: str | Path) -> Path:
+    """``path`` as a Path; :class:`InputError` when there is no such file."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
+    return path
+
+
+# TIFF axes that hold colour samples or channels; any other leading axis of a 3D
+# series (pages, Z, time) is a stack, even with 3 or 4 planes that would pass for
+# planar RGB.
+_CHANNEL_AXES = "SC"
+
+
+def _read_tiff(path: Path) -> np.ndarray:
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series[0]
+        axes = series.axes
+        # decided from the header, before a large stack is decoded
+        if len(axes) >= 3 and axes[0] not in _CHANNEL_AXES and axes[-1] not in _CHANNEL_AXES:
+            raise InputError(
+                f"{path}: a stack of {series.shape[0]} planes (axes {axes}); 3D stacks are"
+                " not supported: pick one plane"
+            )
+        return series.asarray()
+
+
+def read_array(path: str | Path, what: str = "an image") -> np.ndarray:
+    """The pixels of a TIFF (tifffile) or any format imageio reads; one clear
+    :class:`InputError` naming the file and the reader's reason otherwise.
+    Multi-plane TIFF stacks are refused here, where the file says what its axes are."""
+    path = require_file(path)
     try:
         if path.suffix.lower() in TIFF_SUFFIXES:
-            import tifffile
-
-            arr = tifffile.imread(path)
+            arr = _read_tiff(path)
         else:
             import imageio.v3 as iio
 
             arr = iio.imread(path)
+    except InputError:
+        raise
     except Exception as exc:  # every reader has its own exception types
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"{path}: cannot read this file as {what} ({reason})") from None
     return np.asarray(arr)
 
 
-def load_image(path: str | Path) -> np.ndarray:
-    """Read a 2D gray or RGB(A) micrograph; clear :class:`InputError` otherwise."""
-    return check_image(read_array(path, "an image"), name=str(path))
+def load_image(path: str | Path, max_pixels: float | None = None) -> np.ndarray:
+    """Read a micrograph in the canonical form of :func:`check_image` (2D gray or
+    H x W x 3|4); one clear :class:`InputError` otherwise.
+
+    max_pixels: pixel budget passed to :func:`check_image` (default
+        ``SAMPHASE_MAX_MEGAPIXELS``, 100 megapixels).
+    """
+    return check_image(read_array(path, "an image"), name=str(path), max_pixels=max_pixels)
 
 
 def read_labels(path: str | Path) -> np.ndarray:
