@@ -122,7 +122,8 @@ def run_real(data: Path, proposer_name: str, options: dict, limit: int | None):
         res[CEILING] = counts.argmax(1)[seg.labels]
         supervised = (*STEERING, CEILING)
         for key, pred in res.items():
-            m = semantic_metrics(pred, truth, match=key not in supervised, n_classes=k)
+            matching = None if key in supervised else "one_to_one"
+            m = semantic_metrics(pred, truth, matching=matching, n_classes=k)
             per[key].append((f.stem, m["pixel_accuracy"], m["miou"], m["mean_fraction_error"]))
         print(f.stem, {k_: tuple(np.round(v[-1][1:], 3)) for k_, v in per.items()}, flush=True)
     return per
