@@ -52,17 +52,23 @@ def blobs_labels(shape=(64, 64)):
 
 @pytest.fixture()
 def click_canvas(qtbot):
-    """Click the napari canvas at image pixel (row, col) with a real Qt mouse event,
-    so the widget's own mouse callback runs (2D view, identity layer transform)."""
+    """Click the napari canvas at pixel (row, col) of ``layer`` (default: the first image
+    layer) with a real Qt mouse event, so the widget's own mouse callback runs. The
+    pixel goes through the layer's data -> world transform (scale, translate, ...) and
+    the 2D camera to canvas pixels."""
 
-    def click(viewer, row, col, shift=False):
+    def click(viewer, row, col, shift=False, layer=None):
+        from napari.layers import Image
         from qtpy.QtCore import QPoint, Qt
 
+        if layer is None:
+            layer = next(ly for ly in viewer.layers if isinstance(ly, Image))
+        wy, wx = np.asarray(layer.data_to_world((row, col)))[-2:]
         native = viewer.window._qt_viewer.canvas.native
-        cy, cx = viewer.camera.center[-2:]
-        zoom = viewer.camera.zoom
-        x = (col - cx) * zoom + native.width() / 2
-        y = (row - cy) * zoom + native.height() / 2
+        camera = viewer.scene.camera
+        cy, cx = camera.center[-2:]
+        x = (wx - cx) * camera.zoom + native.width() / 2
+        y = (wy - cy) * camera.zoom + native.height() / 2
         modifier = Qt.ShiftModifier if shift else Qt.NoModifier
         qtbot.mouseClick(native, Qt.LeftButton, modifier, QPoint(round(x), round(y)))
 

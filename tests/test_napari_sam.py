@@ -1,6 +1,8 @@
 """The SAM path of the widget in a real viewer: clicks -> preview -> commit, segment
-everything in a worker with cancel, and the screenshot the docs use."""
+everything in a worker with cancel, and the screenshot the docs use (written into
+docs/images only with SAMPHASE_DOCS_SCREENSHOTS=1: tests never rewrite tracked files)."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,25 +13,54 @@ pytest.importorskip("napari")
 pytestmark = pytest.mark.gui
 
 DOCS_IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
+DOCS_SCREENSHOTS = os.environ.get("SAMPHASE_DOCS_SCREENSHOTS") == "1"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def docs_untouched():
+    """Running these tests leaves the committed docs screenshot alone (unless asked)."""
+    shot = DOCS_IMAGES / "widget.png"
+    before = shot.stat().st_mtime_ns if shot.exists() else None
+    yield
+    after = shot.stat().st_mtime_ns if shot.exists() else None
+    assert DOCS_SCREENSHOTS or after == before, f"a test rewrote {shot}"
+
+
+def _open(make_napari_viewer, qtbot, data, **meta):
+    """A shown viewer with the docked widget, ``data`` as an image layer and the demo
+    model loaded and embedded."""
+    from napari_samphase._qt.samphase_widget import SamphaseWidget
+
+    viewer = make_napari_viewer(show=True)
+    w = SamphaseWidget(viewer)
+    viewer.window.add_dock_widget(w, name="SAM phase mapper")
+    viewer.add_image(data, **meta)
+    w.model_combo.setCurrentText("demo-synthetic")
+    w.device_combo.setCurrentText("cpu")
+    w.run_load_and_embed()
+    qtbot.waitUntil(lambda: not w.runner.busy, timeout=120_000)
+    assert "embedding ready" in w.info.text()
+    return viewer, w
 
 
 @pytest.fixture()
 def loaded(make_napari_viewer, qtbot):
     from napari_samphase._napari.sample_data import synthetic_micrograph
-    from napari_samphase._qt.samphase_widget import SamphaseWidget
     from napari_samphase.core.image.synthetic import sample_micrograph
 
-    viewer = make_napari_viewer(show=True)
-    w = SamphaseWidget(viewer)
-    viewer.window.add_dock_widget(w, name="SAM phase mapper")
     data, meta, _ = synthetic_micrograph()[0]
-    viewer.add_image(data, **meta)
-    w.model_combo.setCurrentText("demo-synthetic")
-    w.device_combo.setCurrentText("cpu")
-    w.load_and_embed()
-    qtbot.waitUntil(lambda: not w.runner.busy, timeout=120_000)
-    assert "embedding ready" in w.info.text()
+    viewer, w = _open(make_napari_viewer, qtbot, data, **meta)
     return viewer, w, sample_micrograph()
+
+
+def _centre(instances, pid):
+    """The pixel deepest inside instance ``pid``."""
+    dist = ndi.distance_transform_edt(instances == pid)
+    return np.unravel_index(np.argmax(dist), dist.shape)
+
+
+def _iou(a, b):
+    return (a & b).sum() / (a | b).sum()
 
 
 def test_clicks_preview_and_commit(loaded):
@@ -39,11 +70,10 @@ def test_clicks_preview_and_commit(loaded):
     w.set_mode("segment")
     pid = np.unique(truth.instances)[5]
     target = truth.instances == pid
-    dist = ndi.distance_transform_edt(target)
-    r, c = np.unravel_index(np.argmax(dist), dist.shape)
+    r, c = _centre(truth.instances, pid)
     w.click(r, c)
     preview = np.asarray(viewer.layers[PREVIEW].data) > 0
-    assert (preview & target).sum() / (preview | target).sum() >= 0.7
+    assert _iou(preview, target) >= 0.7
     assert len(viewer.layers[PROMPTS].data) == 1
     w.click(5, 5, negative=True)  # a negative point in a corner
     assert list(viewer.layers[PROMPTS].features["positive"]) == [True, False]
@@ -63,8 +93,7 @@ def test_mouse_clicks_on_the_canvas_prompt_sam(loaded, click_canvas):
     viewer.reset_view()
     pid = np.unique(truth.instances)[5]
     target = truth.instances == pid
-    dist = ndi.distance_transform_edt(target)
-    r, c = np.unravel_index(np.argmax(dist), dist.shape)
+    r, c = _centre(truth.instances, pid)
     w.set_mode("navigate")
     click_canvas(viewer, r, c)
     assert PROMPTS not in viewer.layers or len(viewer.layers[PROMPTS].data) == 0
@@ -73,40 +102,38 @@ def test_mouse_clicks_on_the_canvas_prompt_sam(loaded, click_canvas):
     prompts = viewer.layers[PROMPTS]
     assert len(prompts.data) == 1 and np.abs(prompts.data[0] - (r, c)).max() <= 1.5
     preview = np.asarray(viewer.layers[PREVIEW].data) > 0
-    assert (preview & target).sum() / (preview | target).sum() >= 0.7
+    assert _iou(preview, target) >= 0.7
     click_canvas(viewer, 5, 5, shift=True)
     assert list(prompts.features["positive"]) == [True, False]
 
 
-def test_segment_everything_cancel_then_run_and_screenshot(loaded, qtbot):
+def test_segment_everything_cancel_then_run_and_screenshot(loaded, qtbot, tmp_path):
     from napari_samphase._napari.phase_mapper import MASKS, PHASES
 
     viewer, w, truth = loaded
     w.pps.setValue(32)
-    w.segment_everything()
+    w.run_segment_everything()
     w.runner.cancel()
     qtbot.waitUntil(lambda: not w.runner.busy, timeout=120_000)
     assert "cancelled" in w.info.text()
     assert MASKS not in viewer.layers or viewer.layers[MASKS].data.max() == 0
 
     w.pps.setValue(24)
-    w.segment_everything()
+    w.run_segment_everything()
     qtbot.waitUntil(lambda: not w.runner.busy, timeout=300_000)
     masks = viewer.layers[MASKS]
     assert masks.data.max() > 30
     assert {"predicted_iou", "stability", "point_row"} <= set(masks.features.columns)
 
     w.k_spin.setValue(4)
-    w.find_phases()
+    w.run_find_phases()
     qtbot.waitUntil(lambda: not w.runner.busy, timeout=60_000)
     assert viewer.layers[PHASES].data.max() >= 2
     w.set_mode("same phase")
     pid = np.unique(truth.instances)[3]
-    r, c = np.argwhere(truth.instances == pid)[0]
     rows, cols = np.nonzero(ndi.binary_erosion(truth.instances == pid, iterations=3))
     hit = w.click(rows[len(rows) // 2], cols[len(cols) // 2])
     assert hit is not None and not hit.is_background
-    DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
     from napari._qt.dialogs.qt_notification import NapariQtNotification
 
     for toast in viewer.window._qt_window.findChildren(NapariQtNotification):
@@ -115,5 +142,108 @@ def test_segment_everything_cancel_then_run_and_screenshot(loaded, qtbot):
     qtbot.wait(200)
     viewer.reset_view()
     qtbot.wait(200)
-    shot = viewer.screenshot(DOCS_IMAGES / "widget.png", canvas_only=False)
+    out = DOCS_IMAGES if DOCS_SCREENSHOTS else tmp_path
+    shot = viewer.screenshot(out / "widget.png", canvas_only=False)
     assert shot.shape[0] > 400 and shot.std() > 5
+    assert (out / "widget.png").is_file()
+
+
+def test_clicks_use_the_embedding_of_the_current_image(loaded, qtbot):
+    """Another image chosen in the combo, or the image layer's data replaced: the next
+    click re-embeds (in a worker from the widget, at once from PhaseMapper) and the
+    preview is the clicked particle of the image on screen."""
+    from napari_samphase._napari.phase_mapper import PREVIEW, PROMPTS
+
+    viewer, w, truth = loaded
+    flipped_truth = np.fliplr(truth.instances)
+    viewer.add_image(np.fliplr(truth.image), name="flipped")
+    w.image_combo.setCurrentText("flipped")
+    w.set_mode("segment")
+    pid = np.unique(truth.instances)[5]
+    r, c = _centre(flipped_truth, pid)
+    assert truth.instances[r, c] != pid  # the old image's embedding would miss it
+    w.click(r, c)
+    qtbot.waitUntil(lambda: not w.runner.busy, timeout=60_000)
+    assert len(viewer.layers[PROMPTS].data) == 1
+    preview = np.asarray(viewer.layers[PREVIEW].data) > 0
+    assert _iou(preview, flipped_truth == pid) >= 0.7
+
+    # the same layer, new pixels: PhaseMapper re-embeds before predicting
+    w.clear_prompts()
+    flipped_up = np.flipud(truth.image)
+    viewer.layers["flipped"].data = flipped_up
+    assert not w.mapper.embedding_is_current()
+    r, c = _centre(np.flipud(truth.instances), pid)
+    w.mapper.add_prompt(r, c)
+    preview = np.asarray(viewer.layers[PREVIEW].data) > 0
+    assert _iou(preview, np.flipud(truth.instances) == pid) >= 0.7
+    assert w.mapper.embedding_is_current()
+
+
+def test_embedding_features_use_the_current_image(make_napari_viewer, demo_session):
+    """Phases with the 'full' feature set read the embedding of the image now in the
+    layer, not of the one embedded before."""
+    from napari_samphase._napari.phase_mapper import PhaseMapper
+    from napari_samphase.core.image.labels import Segmentation, table_from_labels
+    from napari_samphase.core.image.synthetic import make_micrograph
+    from napari_samphase.core.sam.session import SamSession
+
+    viewer = make_napari_viewer()
+    first = make_micrograph((96, 128), n_particles=8, seed=1)
+    second = make_micrograph((96, 128), n_particles=8, seed=2)
+    mapper = PhaseMapper(viewer)
+    mapper.image_layer = viewer.add_image(first.image)
+    mapper.session = SamSession(demo_session.sam, "demo-synthetic")
+    mapper.embed()
+    mapper.image_layer.data = second.image
+    labels = second.instances
+    mapper.apply_segmentation(Segmentation(labels, table_from_labels(labels)))
+    mapper.compute_phases(k=2, features="full")
+    reference = SamSession(demo_session.sam, "demo-synthetic")
+    reference.set_image(second.image)
+    assert np.allclose(mapper.session.embedding_array(), reference.embedding_array(), atol=1e-5)
+
+
+def test_commit_can_be_undone(loaded):
+    from napari_samphase._napari.phase_mapper import MASKS
+
+    viewer, w, truth = loaded
+    w.set_mode("segment")
+    ids = np.unique(truth.instances)[1:]
+    w.click(*_centre(truth.instances, ids[5]))
+    w.commit()
+    masks = viewer.layers[MASKS]
+    after_first = np.asarray(masks.data).copy()
+    w.click(*_centre(truth.instances, ids[9]))
+    w.commit()
+    assert np.asarray(masks.data).max() == 2
+    masks.undo()  # Ctrl+Z
+    assert np.array_equal(np.asarray(masks.data), after_first)
+    masks.undo()
+    assert not np.asarray(masks.data).any()
+
+
+def test_prompts_and_preview_sit_on_a_scaled_image(make_napari_viewer, qtbot, click_canvas):
+    """An image with a pixel size and an offset: a real click puts the prompt on the
+    clicked pixel, and the preview of that particle is drawn over it."""
+    from napari_samphase._napari.phase_mapper import PREVIEW, PROMPTS
+    from napari_samphase.core.image.synthetic import sample_micrograph
+
+    truth = sample_micrograph()
+    meta = {"scale": (0.5, 0.25), "translate": (10, 20), "units": ("um", "um")}
+    viewer, w = _open(make_napari_viewer, qtbot, truth.image, name="scaled", **meta)
+    image = viewer.layers["scaled"]
+    viewer.reset_view()
+    w.set_mode("segment")
+    pid = np.unique(truth.instances)[5]
+    r, c = _centre(truth.instances, pid)
+    click_canvas(viewer, r, c, layer=image)
+    prompts, preview = viewer.layers[PROMPTS], viewer.layers[PREVIEW]
+    for layer in (prompts, preview):
+        assert np.allclose(layer.scale, image.scale) and np.allclose(
+            layer.translate, image.translate
+        )
+        assert tuple(layer.units) == tuple(image.units)
+    assert len(prompts.data) == 1 and np.abs(prompts.data[0] - (r, c)).max() <= 1.5
+    assert _iou(np.asarray(preview.data) > 0, truth.instances == pid) >= 0.7
+    assert preview.get_value(image.data_to_world((r, c)), world=True) == 1

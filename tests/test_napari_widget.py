@@ -61,7 +61,7 @@ def test_full_run_weight_free(widget, qtbot, tmp_path):
     viewer.add_image(data, **meta)
     assert w.image_combo.currentText() == "synthetic micrograph"
     w.model_combo.setCurrentText("superpixels (no weights)")
-    w.segment_everything()
+    w.run_segment_everything()
     _wait(qtbot, w)
     masks = viewer.layers[MASKS]
     assert masks.data.max() > 50
@@ -70,7 +70,7 @@ def test_full_run_weight_free(widget, qtbot, tmp_path):
 
     w.k_spin.setValue(4)
     w.background_combo.setCurrentText("ignore")
-    w.find_phases()
+    w.run_find_phases()
     _wait(qtbot, w)
     phases = viewer.layers[PHASES]
     assert phases.data.max() == 4
@@ -105,7 +105,7 @@ def test_full_run_weight_free(widget, qtbot, tmp_path):
     edited = masks.data.copy()
     edited[edited == b] = a
     masks.data = edited
-    w.find_phases()
+    w.run_find_phases()
     _wait(qtbot, w)
     assert phases.data[rows[0], cols[0]] == target
     assert b not in set(np.unique(masks.data))
@@ -126,7 +126,7 @@ def test_full_run_weight_free(widget, qtbot, tmp_path):
     assert all(viewer.layers[boxes_name(p)].opacity == 0 for p in w.mapper.query.phases())
 
     # new masks: the boxes of the old ones go, and so does the same-phase index
-    w.segment_everything()
+    w.run_segment_everything()
     _wait(qtbot, w)
     assert not [layer for layer in viewer.layers if layer.name.startswith("same-phase boxes")]
     assert w.mapper.query is None
@@ -135,7 +135,7 @@ def test_full_run_weight_free(widget, qtbot, tmp_path):
 def test_errors_become_notifications_not_tracebacks(widget, qtbot):
     viewer, w = widget
     w.model_combo.setCurrentText("vit_b")
-    w.find_phases()  # no image, no masks
+    w.run_find_phases()  # no image, no masks
     _wait(qtbot, w)
     assert "error" in w.info.text()
 
@@ -148,7 +148,7 @@ def test_undo_of_label_edits_survives_reclustering(widget, qtbot):
     data, meta, _ = synthetic_micrograph()[0]
     viewer.add_image(data, **meta)
     w.model_combo.setCurrentText("threshold (no weights)")
-    w.segment_everything()
+    w.run_segment_everything()
     _wait(qtbot, w)
     masks = viewer.layers[MASKS]
     before = np.asarray(masks.data).copy()
@@ -157,7 +157,7 @@ def test_undo_of_label_edits_survives_reclustering(widget, qtbot):
     r, c = np.argwhere(before == 0)[0]
     masks.paint((r, c), victim)  # a user's brush stroke, recorded in napari's history
     assert masks.data[r, c] == victim
-    w.find_phases()
+    w.run_find_phases()
     _wait(qtbot, w)
     masks.undo()
     assert (np.asarray(masks.data) == before).all()
@@ -178,9 +178,9 @@ def test_same_phase_by_mouse_on_the_canvas(make_napari_viewer, qtbot, click_canv
     data, meta, _ = synthetic_micrograph()[0]
     viewer.add_image(data, **meta)
     w.model_combo.setCurrentText("watershed, dark + bright particles (no weights)")
-    w.segment_everything()
+    w.run_segment_everything()
     _wait(qtbot, w)
-    w.find_phases()
+    w.run_find_phases()
     _wait(qtbot, w)
     viewer.reset_view()
     w.set_mode("same phase")
@@ -214,7 +214,7 @@ def test_every_weight_free_entry_segments_the_sample(widget, qtbot):
     for entry in WEIGHT_FREE:
         w.model_combo.setCurrentText(entry)
         assert not w.load_btn.isEnabled()  # nothing to load without weights
-        w.segment_everything()
+        w.run_segment_everything()
         _wait(qtbot, w)
         labels = np.asarray(viewer.layers[MASKS].data)
         recall[entry] = instance_metrics(labels, truth)["recall50"]
@@ -238,3 +238,164 @@ def test_torch_can_load_after_the_viewer_exists():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().endswith("ok")
+
+
+def _bars_image_and_labels():
+    """Two dark squares on a mid-grey image and a mask along the whole bottom edge: a
+    click wrapped round to row -1 would land on that mask."""
+    image = np.full((48, 64), 128, np.uint8)
+    labels = np.zeros((48, 64), np.int32)
+    labels[5:15, 5:15], labels[5:15, 30:40], labels[40:, :] = 1, 2, 3
+    image[labels > 0] = 40
+    return image, labels
+
+
+def _apply_labels(mapper, labels):
+    from napari_samphase.core.image.labels import Segmentation, table_from_labels
+
+    mapper.apply_segmentation(Segmentation(labels, table_from_labels(labels)))
+
+
+def test_assign_outside_the_image_says_so_and_never_wraps(widget):
+    from napari_samphase.core.errors import InputError
+
+    viewer, w = widget
+    image, labels = _bars_image_and_labels()
+    viewer.add_image(image, name="bars")
+    _apply_labels(w.mapper, labels)
+    w.set_mode("assign")
+    w.assign_spin.setValue(2)
+    for row, col in [(-1, 10), (-0.6, 10), (10, -3), (48, 10), (10, 64), (500, 500)]:
+        w.click(row, col)
+        assert "outside the image" in w.info.text(), (row, col)
+        with pytest.raises(InputError, match="outside the image"):
+            w.mapper.assign(row, col, 2)
+    assert w.mapper.fixed == {}
+    # inside, pixel centres are integers: -0.4 still lies in row 0's pixel, 47.4 in row 47
+    assert w.mapper.assign(47.4, 10, 2) == 3
+    assert w.mapper.assign(9.6, 34.4, 1) == 2
+    assert w.mapper.fixed == {3: 2, 2: 1}
+
+
+def test_segment_everything_can_be_undone(widget, qtbot):
+    from napari_samphase._napari.phase_mapper import MASKS
+    from napari_samphase._napari.sample_data import synthetic_micrograph
+
+    viewer, w = widget
+    data, meta, _ = synthetic_micrograph()[0]
+    viewer.add_image(data, **meta)
+    w.model_combo.setCurrentText("threshold (no weights)")
+    w.run_segment_everything()
+    _wait(qtbot, w)
+    masks = viewer.layers[MASKS]
+    first = np.asarray(masks.data).copy()
+    w.model_combo.setCurrentText("watershed, dark + bright particles (no weights)")
+    w.run_segment_everything()
+    _wait(qtbot, w)
+    second = np.asarray(masks.data).copy()
+    assert first.max() > 0 and not np.array_equal(first, second)
+    masks.undo()  # Ctrl+Z
+    assert np.array_equal(np.asarray(masks.data), first)
+    masks.undo()
+    assert not np.asarray(masks.data).any()  # before any segmentation
+    masks.redo()
+    masks.redo()
+    assert np.array_equal(np.asarray(masks.data), second)
+
+
+def test_derived_layers_follow_the_image_scale_translate_and_units(
+    make_napari_viewer, qtbot, click_canvas
+):
+    """A micrograph with a pixel size: masks, phases, boxes and prompts sit on it, and a
+    real mouse click in same-phase mode hits the component under the cursor."""
+    from scipy import ndimage as ndi
+
+    from napari_samphase._napari.phase_mapper import MASKS, PHASES, boxes_name
+    from napari_samphase._napari.sample_data import synthetic_micrograph
+    from napari_samphase._qt.samphase_widget import SamphaseWidget
+
+    viewer = make_napari_viewer(show=True)
+    w = SamphaseWidget(viewer)
+    qtbot.addWidget(w)
+    data, meta, _ = synthetic_micrograph()[0]
+    image = viewer.add_image(
+        data, scale=(0.5, 0.25), translate=(10, 20), units=("um", "um"), **meta
+    )
+    w.model_combo.setCurrentText("watershed, dark + bright particles (no weights)")
+    w.run_segment_everything()
+    _wait(qtbot, w)
+    w.run_find_phases()
+    _wait(qtbot, w)
+    masks, phases = viewer.layers[MASKS], viewer.layers[PHASES]
+    derived = [masks, phases, w.mapper.prompts_layer()]
+    derived += [viewer.layers[boxes_name(p)] for p in w.mapper.query.phases()]
+    for layer in derived:
+        assert np.allclose(layer.scale, image.scale), layer.name
+        assert np.allclose(layer.translate, image.translate), layer.name
+        assert tuple(layer.units) == tuple(image.units), layer.name
+
+    viewer.reset_view()
+    viewer.scene.camera.zoom *= 2  # a data pixel spans several screen pixels across
+    viewer.scene.camera.center = image.data_to_world((128, 160))
+    labels = np.asarray(masks.data)
+    fg = np.argwhere(labels > 0)
+    r, c = fg[len(fg) // 2]
+    assert masks.get_value(image.data_to_world((r, c)), world=True) == labels[r, c]
+    w.set_mode("same phase")
+    inner = {
+        i: ndi.binary_erosion(labels == i, iterations=2) for i in np.unique(labels[96:160, 120:200])
+    }
+    near = [i for i, core in inner.items() if i and core.any()]
+    assert len(near) >= 3
+    for mask_id in near[:3]:
+        r, c = np.argwhere(inner[mask_id])[0]
+        world = image.data_to_world((r, c))
+        click_canvas(viewer, r, c, layer=image)
+        expected = w.mapper.query(r, c)
+        assert expected.mask_id == mask_id
+        # drawn where the image is: the phase layer's pixel under that world point
+        assert phases.get_value(world, world=True) == expected.phase
+        assert phases.selected_label == expected.phase
+        assert f"mask {mask_id}:" in w.info.text()
+        box = viewer.layers[boxes_name(expected.phase)]
+        corners = np.array([d.min(0) for d in box.data])
+        row0, col0 = expected.bboxes[list(expected.mask_ids).index(mask_id), :2]
+        assert np.isclose(corners, (row0, col0)).all(1).any()
+        assert np.allclose(box.data_to_world((row0, col0)), image.data_to_world((row0, col0)))
+
+
+def test_progress_bars_count_the_reported_units(qtbot, monkeypatch):
+    """One napari bar per stage, in the units the core reports (blocks, then prompts):
+    the bar's total is the reported total and its value moves with each report."""
+    import napari.utils
+
+    from napari_samphase._qt.workers import TaskRunner
+
+    made = []
+
+    class Bar(napari.utils.progress):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.values = []
+            self.events.value.connect(lambda e: self.values.append(e.value))
+            made.append(self)
+
+    monkeypatch.setattr(napari.utils, "progress", Bar)
+
+    def work(progress):
+        for i in range(1, 13):
+            progress(i, 12, "image embedding")
+        for i in range(0, 1025, 256):
+            progress(i, 1024, "segment everything")
+        return "ok"
+
+    errors, results = [], []
+    runner = TaskRunner(errors.append)
+    runner.run(work, results.append, "segment everything")
+    qtbot.waitUntil(lambda: not runner.busy, timeout=10_000)
+    assert results == ["ok"] and errors == []
+    assert [b.total for b in made] == [12, 1024]
+    assert made[0].values[-1] == 12 and made[0].values == sorted(made[0].values)
+    assert made[1].values[-1] == 1024 and 512 in made[1].values
+    assert "image embedding" in made[0].desc and "segment everything" in made[1].desc
+    assert all(b not in napari.utils.progress._all_instances for b in made)  # closed

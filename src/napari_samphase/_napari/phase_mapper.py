@@ -2,8 +2,12 @@
 
 It owns the SAM session, the layers it creates and the phase state of one
 widget (no module-level state). Compute methods (``load_model``, ``embed``,
-``compute_*``) are safe to run in a worker thread; ``apply_*`` and the click
-handlers touch layers and must run in the main thread.
+``ensure_embedding``, ``compute_*``) are safe to run in a worker thread;
+``apply_*`` and the click handlers touch layers and must run in the main thread.
+
+Clicks arrive in the image layer's data coordinates (napari centres pixel ``i`` on
+``i``); every layer made here copies the image layer's data-to-world transform and
+units, so masks, prompts and boxes sit on a micrograph opened with a pixel size.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ PROMPTS, PREVIEW, MASKS, PHASES, BOXES = (
     "same-phase boxes",
 )
 POSITIVE, NEGATIVE = "lime", "red"
+# What a derived layer copies from the image layer so both map data to world alike.
+TRANSFORM = ("scale", "translate", "rotate", "shear", "affine", "units")
 
 
 @dataclass
@@ -78,6 +84,22 @@ def boxes_name(phase: int) -> str:
     return f"{BOXES}: phase {phase}"
 
 
+def pixel_of(row: float, col: float) -> tuple[int, int]:
+    """The pixel under data coordinate (row, col): napari centres pixel ``i`` on ``i``,
+    so it spans [i - 0.5, i + 0.5)."""
+    return int(np.floor(row + 0.5)), int(np.floor(col + 0.5))
+
+
+def set_labels_undoably(layer, labels) -> None:
+    """Replace a Labels layer's pixels through its edit history (``data_setitem``): one
+    Ctrl+Z (``layer.undo()``) brings the previous labels back. Only changed pixels are
+    recorded, so re-running on similar labels keeps the history small."""
+    labels = np.asarray(labels)
+    changed = np.nonzero(np.asarray(layer.data) != labels)
+    if len(changed[0]):
+        layer.data_setitem(changed, labels[changed])
+
+
 class PhaseMapper:
     status = Signal(str)  # a line for the user
     table_changed = Signal(object)  # the phase table (dict of columns)
@@ -86,7 +108,11 @@ class PhaseMapper:
         self.viewer = viewer
         self.session = None
         self.session_key = None
-        self.image_layer = None
+        self._image_layer = None
+        # Bumped whenever the image changes (another layer, or its data replaced), so
+        # "is the embedding current?" is an integer compare, not a hash of the pixels.
+        self._image_version = 0
+        self._embedded = None  # (session, image version) the session's embedding is of
         self.result = None
         self.query = None
         self.fixed: dict[int, int] = {}
@@ -96,6 +122,32 @@ class PhaseMapper:
         self._hid_masks = False  # a highlight hid the masks layer: show it again after
 
     # -- image and model -----------------------------------------------------------------
+    @property
+    def image_layer(self):
+        """The napari Image layer everything is computed on (None: not chosen yet)."""
+        return self._image_layer
+
+    @image_layer.setter
+    def image_layer(self, layer) -> None:
+        if layer is self._image_layer:
+            return
+        if self._image_layer is not None:
+            self._image_layer.events.data.disconnect(self._image_changed)
+        self._image_layer = layer
+        if layer is not None:
+            layer.events.data.connect(self._image_changed)
+        self._image_changed()
+
+    def _image_changed(self, event=None) -> None:
+        self._image_version += 1
+        # Prompts and their preview were clicked on the previous pixels.
+        prompts, preview = self._layer(PROMPTS), self._layer(PREVIEW)
+        if prompts is not None and len(prompts.data):
+            prompts.data = np.zeros((0, 2))
+            prompts.features = {"positive": np.zeros(0, bool)}
+        if preview is not None and np.asarray(preview.data).any():
+            preview.data = np.zeros_like(np.asarray(preview.data))
+
     def image(self) -> np.ndarray:
         layer = self.image_layer
         if layer is None:
@@ -119,10 +171,35 @@ class PhaseMapper:
         return self.session
 
     def embed(self, progress=None):
-        """Compute the image embedding once per image. Worker-safe."""
+        """Compute the embedding of the current image (the session skips it when it
+        holds this exact image already). Worker-safe."""
+        session = self._require_session()
+        version = self._image_version  # before reading the pixels: a change meanwhile stays stale
+        session.set_image(self.image(), progress=progress)
+        self._embedded = (session, version)
+        return session
+
+    def embedding_is_current(self) -> bool:
+        """Whether the session holds the embedding of the image now in the image layer
+        (no change since it was computed: same layer, no ``events.data``)."""
+        session = self.session
+        return (
+            self._embedded is not None
+            and self._embedded[0] is session
+            and self._embedded[1] == self._image_version
+            and getattr(session, "embedding", None) is not None
+        )
+
+    def ensure_embedding(self, progress=None):
+        """The session, embedded on the current image: re-embeds only after a change.
+        Worker-safe; slow after a change (the image encoder runs)."""
+        if not self.embedding_is_current():
+            self.embed(progress=progress)
+        return self.session
+
+    def _require_session(self):
         if self.session is None:
-            raise InputError("load a model first")
-        self.session.set_image(self.image(), progress=progress)
+            raise InputError("load a SAM model first (Load + embed)")
         return self.session
 
     # -- layers --------------------------------------------------------------------------
@@ -133,11 +210,46 @@ class PhaseMapper:
     def _shape(self):
         return self.image().shape[:2]
 
+    def _transform(self) -> dict:
+        """The image layer's data-to-world transform and units, as layer keyword args."""
+        src = self.image_layer
+        if src is None:
+            return {}
+        kw = {name: getattr(src, name) for name in TRANSFORM}
+        kw["affine"] = np.array(src.affine.affine_matrix)  # a copy: not the image's object
+        return kw
+
+    def _align(self, layer):
+        """Put ``layer`` on the image: the same data-to-world transform and units."""
+        for name, value in self._transform().items():
+            setattr(layer, name, value)
+        return layer
+
     def _labels_layer(self, name, **kw):
         layer = self._layer(name)
+        shape = self._shape()
         if layer is None:
-            layer = self.viewer.add_labels(np.zeros(self._shape(), np.uint32), name=name, **kw)
+            data = np.zeros(shape, np.uint32)
+            return self.viewer.add_labels(data, name=name, **self._transform(), **kw)
+        if layer.data.shape != shape:
+            if name != PREVIEW:  # user data: never discarded behind their back
+                raise InputError(
+                    f"layer {name!r} is {layer.data.shape[0]} x {layer.data.shape[1]} but "
+                    f"image {self.image_layer.name!r} is {shape[0]} x {shape[1]}: "
+                    "rename or delete that layer"
+                )
+            layer.data = np.zeros(shape, np.uint32)  # a preview of another image: start over
+            self._align(layer)
         return layer
+
+    def _pixel(self, row: float, col: float) -> tuple[int, int]:
+        """The image pixel under data coordinate (row, col); InputError outside the image
+        (a negative index would wrap round to the far edge)."""
+        r, c = pixel_of(row, col)
+        h, w = self._shape()
+        if not (0 <= r < h and 0 <= c < w):
+            raise InputError(f"({row:.1f}, {col:.1f}) is outside the image ({h} x {w} pixels)")
+        return r, c
 
     def prompts_layer(self):
         layer = self._layer(PROMPTS)
@@ -149,6 +261,7 @@ class PhaseMapper:
                 face_color=POSITIVE,
                 border_color="white",
                 features={"positive": np.zeros(0, bool)},
+                **self._transform(),
             )
             layer.mode = "pan_zoom"
         return layer
@@ -157,23 +270,29 @@ class PhaseMapper:
         return self._labels_layer(MASKS)
 
     # -- clicks to SAM -------------------------------------------------------------------
-    def add_prompt(self, row: float, col: float, positive: bool = True):
+    def add_prompt(self, row: float, col: float, positive: bool = True, preview: bool = True):
+        """Add a point prompt at image pixel (row, col) (data coordinates; snapped to
+        the pixel) and, with ``preview``, update the preview (re-embedding first if the
+        image changed). ``preview=False`` lets the caller re-embed in a worker first."""
+        self._require_session()
+        r, c = self._pixel(row, col)
         layer = self.prompts_layer()
         layer.selected_data = set()  # the current colour must not repaint a selection
         layer.feature_defaults = {"positive": positive}
         layer.current_face_color = POSITIVE if positive else NEGATIVE
-        layer.add([[row, col]])
-        return self.update_preview()
+        layer.add([[r, c]])
+        return self.update_preview() if preview else None
 
     def update_preview(self):
-        """Run SAM on the current prompts; the mask goes to the preview layer."""
+        """Run SAM on the current prompts; the mask goes to the preview layer. The
+        embedding is of the current image: recomputed here if the image changed."""
         layer = self.prompts_layer()
         preview = self._labels_layer(PREVIEW, opacity=0.6)
         if len(layer.data) == 0:
             preview.data = np.zeros(self._shape(), np.uint8)
             return None
-        if self.session is None or self.session.embedding is None:
-            raise InputError("compute the image embedding first (load a model)")
+        self._require_session()
+        self.ensure_embedding()
         positives = np.asarray(layer.features["positive"], bool)
         result = self.session.predict(layer.data[:, :2], positives.astype(int))
         new = result.mask.astype(np.uint8)
@@ -200,9 +319,9 @@ class PhaseMapper:
         data = np.asarray(masks.data)
         new_id = int(data.max(initial=0)) + 1
         sel = (np.asarray(preview.data) > 0) & (data == 0)
-        data = data.copy()
-        data[sel] = new_id
-        masks.data = data
+        if not sel.any():
+            raise InputError("the object lies on existing masks only: nothing to commit")
+        masks.data_setitem(np.nonzero(sel), new_id)  # through the history: Ctrl+Z undoes it
         self._refresh_features()
         self.clear_prompts()
         self.status.emit(f"committed mask {new_id} ({int(sel.sum())} px)")
@@ -211,8 +330,7 @@ class PhaseMapper:
     # -- segment everything --------------------------------------------------------------
     def compute_everything(self, progress=None, **options):
         """Worker-safe: segment the whole image with the loaded SAM."""
-        self.embed(progress=progress)
-        return self.session.segment_everything(progress=progress, **options)
+        return self.ensure_embedding(progress).segment_everything(progress=progress, **options)
 
     def compute_proposal(self, proposer: str, progress=None, **options):
         from napari_samphase.core.proposers import segment
@@ -222,8 +340,7 @@ class PhaseMapper:
     def apply_segmentation(self, seg) -> None:
         self.clear_highlight()
         self._set_box_layers({})  # boxes of the old masks would point at nothing
-        layer = self.masks_layer()
-        layer.data = seg.labels
+        set_labels_undoably(self.masks_layer(), seg.labels)
         self.fixed = {}
         self.result = self.query = None
         self._refresh_features(seg.table)
@@ -241,12 +358,14 @@ class PhaseMapper:
         layer.features = feats
 
     # -- phases --------------------------------------------------------------------------
-    def compute_phases(self, k=3, features="default", background="class", seed=0):
+    def compute_phases(self, k=3, features="default", background="class", seed=0, progress=None):
         """Worker-safe: cluster the masks currently in the masks layer (edits included).
         Returns a ``PhaseRun``: the core result and the same-phase box layers, built
-        here because tessellating thousands of rectangles would block the GUI."""
+        here because tessellating thousands of rectangles would block the GUI.
+        Feature sets with the SAM embedding use (and if needed compute) the current
+        image's embedding; ``progress`` reports that."""
         from napari_samphase.core.phases.clustering import find_phases
-        from napari_samphase.core.phases.features import embedding_for
+        from napari_samphase.core.phases.features import embedding_for, needs_embedding
 
         layer = self._layer(MASKS)
         if layer is None:
@@ -254,6 +373,8 @@ class PhaseMapper:
         labels = np.asarray(layer.data)
         present = set(np.unique(labels).tolist())
         fixed = {m: p for m, p in self.fixed.items() if m in present}  # edited away: dropped
+        if self.session is not None and needs_embedding(features):
+            self.ensure_embedding(progress)
         emb = embedding_for(features, self.session)
         points = None
         feats = layer.features
@@ -291,9 +412,12 @@ class PhaseMapper:
         colors.update({p: (*phase_color(p), 1.0) for p in range(1, result.n_phases + 1)})
         layer = self._layer(PHASES)
         if layer is None:
-            layer = self.viewer.add_labels(result.phase_labels, name=PHASES, opacity=0.55)
+            layer = self.viewer.add_labels(
+                result.phase_labels, name=PHASES, opacity=0.55, **self._transform()
+            )
         else:
             layer.data = result.phase_labels
+            self._align(layer)
         layer.colormap = DirectLabelColormap(color_dict=colors)
         layer.show_selected_label = False
         self._set_box_layers(run.boxes)
@@ -311,7 +435,7 @@ class PhaseMapper:
                 self.viewer.layers.remove(old)
         self._boxes = boxes
         for layer in boxes.values():
-            self.viewer.add_layer(layer)
+            self.viewer.add_layer(self._align(layer))
         self._shown_boxes = None
 
     # -- same-phase query and hand assignment ----------------------------------------------
@@ -325,7 +449,7 @@ class PhaseMapper:
         as the bare image."""
         if self.query is None:
             raise InputError("find phases first")
-        hit = self.query(row, col)
+        hit = self.query(*pixel_of(row, col))
         if hit.is_background:
             self.clear_highlight()
             self.status.emit(hit.describe())
@@ -371,7 +495,7 @@ class PhaseMapper:
         masks = self._layer(MASKS)
         if masks is None:
             raise InputError("no masks yet")
-        r, c = int(row), int(col)
+        r, c = self._pixel(row, col)
         mask_id = int(np.asarray(masks.data)[r, c])
         if mask_id == 0:
             raise InputError("background: click on a mask to assign it")

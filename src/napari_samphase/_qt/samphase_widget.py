@@ -1,4 +1,6 @@
-"""The dock widget: a thin Qt view over :class:`PhaseMapper` (one per widget)."""
+"""The dock widget: a thin Qt view over :class:`PhaseMapper` (one per widget, in
+``napari_samphase._napari.phase_mapper``). The ``run_*`` actions start background
+work (napari progress bar, Cancel); clicks and commits act at once."""
 
 from __future__ import annotations
 
@@ -64,7 +66,7 @@ class SamphaseWidget(QWidget):
         box = QGroupBox("Image and model")
         form = QFormLayout(box)
         self.image_combo = QComboBox()
-        self.image_combo.currentTextChanged.connect(self._image_changed)
+        self.image_combo.currentTextChanged.connect(self._image_chosen)
         form.addRow("image", self.image_combo)
         self.model_combo = QComboBox()
         self.model_combo.addItems([*MODELS, *WEIGHT_FREE])
@@ -83,9 +85,9 @@ class SamphaseWidget(QWidget):
         form.addRow("device", self.device_combo)
         row = QHBoxLayout()
         self.download_btn = QPushButton("Download")
-        self.download_btn.clicked.connect(self.download)
+        self.download_btn.clicked.connect(self.run_download)
         self.load_btn = QPushButton("Load + embed")
-        self.load_btn.clicked.connect(self.load_and_embed)
+        self.load_btn.clicked.connect(self.run_load_and_embed)
         row.addWidget(self.download_btn)
         row.addWidget(self.load_btn)
         form.addRow(row)
@@ -132,7 +134,7 @@ class SamphaseWidget(QWidget):
         self.min_area.setPrefix("min ")
         self.min_area.setSuffix(" px")
         self.everything_btn = QPushButton("Segment everything")
-        self.everything_btn.clicked.connect(self.segment_everything)
+        self.everything_btn.clicked.connect(self.run_segment_everything)
         self.cancel_btn = QPushButton("Cancel")
         self.cancel_btn.setEnabled(False)
         self.cancel_btn.clicked.connect(self.runner.cancel)
@@ -160,7 +162,7 @@ class SamphaseWidget(QWidget):
         self.background_combo.addItems(BACKGROUND_MODES)
         form.addRow("background", self.background_combo)
         self.phases_btn = QPushButton("Find phases / re-cluster")
-        self.phases_btn.clicked.connect(self.find_phases)
+        self.phases_btn.clicked.connect(self.run_find_phases)
         form.addRow(self.phases_btn)
         root.addWidget(box)
 
@@ -191,9 +193,9 @@ class SamphaseWidget(QWidget):
         if current in names:
             self.image_combo.setCurrentText(current)
         self.image_combo.blockSignals(False)
-        self._image_changed(self.image_combo.currentText())
+        self._image_chosen(self.image_combo.currentText())
 
-    def _image_changed(self, name: str):
+    def _image_chosen(self, name: str):
         layers = self.viewer.layers
         self.mapper.image_layer = layers[name] if name in layers else None  # noqa: SIM401
 
@@ -243,7 +245,8 @@ class SamphaseWidget(QWidget):
             return None
 
     # -- actions -----------------------------------------------------------------------------
-    def download(self):
+    def run_download(self):
+        """Download the chosen official checkpoint (checked against its SHA-256)."""
         from napari_samphase.core.sam.weights import download
 
         name = self.model_combo.currentText()
@@ -253,7 +256,8 @@ class SamphaseWidget(QWidget):
             f"downloading {name}",
         )
 
-    def load_and_embed(self):
+    def run_load_and_embed(self):
+        """Load the chosen model and embed the current image."""
         choice = self.choice()
 
         def work(progress):
@@ -266,7 +270,8 @@ class SamphaseWidget(QWidget):
             "image embedding",
         )
 
-    def segment_everything(self):
+    def run_segment_everything(self):
+        """Segment the whole image with the chosen SAM model or weight-free proposer."""
         name = self.model_combo.currentText()
         if name in WEIGHT_FREE:
             (proposer, options), min_area = WEIGHT_FREE[name], self.min_area.value()
@@ -286,11 +291,12 @@ class SamphaseWidget(QWidget):
 
         return self.runner.run(work, self.mapper.apply_segmentation, "segment everything")
 
-    def find_phases(self):
+    def run_find_phases(self):
+        """Cluster the current masks into phases (re-clustering keeps hand assignments)."""
         k = "auto" if self.k_auto.isChecked() else self.k_spin.value()
         feats, bg = self.features_combo.currentText(), self.background_combo.currentText()
         return self.runner.run(
-            lambda p: self.mapper.compute_phases(k, feats, bg),
+            lambda p: self.mapper.compute_phases(k, feats, bg, progress=p),
             self.mapper.apply_phases,
             "find phases",
         )
@@ -316,11 +322,27 @@ class SamphaseWidget(QWidget):
     def click(self, row: float, col: float, negative: bool = False):
         """What a click at image pixel (row, col) does in the current mode."""
         if self.mode == "segment":
-            return self._guard(self.mapper.add_prompt, row, col, not negative)
+            return self._guard(self._prompt, row, col, not negative)
         if self.mode == "same phase":
             return self._guard(self.mapper.highlight, row, col)
         if self.mode == "assign":
             return self._guard(self.mapper.assign, row, col, self.assign_spin.value())
+        return None
+
+    def _prompt(self, row: float, col: float, positive: bool):
+        """A segment click: the preview at once when the embedding is of the image on
+        screen; after a change, the point now and the preview once a worker re-embedded."""
+        mapper = self.mapper
+        if mapper.embedding_is_current():
+            return mapper.add_prompt(row, col, positive)
+        mapper.add_prompt(row, col, positive, preview=False)
+        if not self.runner.busy:  # clicks during the embedding are previewed with it
+            self.info.setText("computing the image embedding: the preview follows")
+            self.runner.run(
+                mapper.ensure_embedding,
+                lambda _: self._guard(mapper.update_preview),
+                "image embedding",
+            )
         return None
 
     def _on_mouse(self, viewer, event):
