@@ -280,3 +280,39 @@ def test_missing_image_is_reported_before_any_image_is_read(sample, tmp_path, ca
         )
         assert code == 1 and message in err and len(err.strip().splitlines()) == 1
     assert loaded == [] and not (tmp_path / "res").exists()
+
+
+def test_phase_mode_auto_picks_the_texture_mode_on_lamellae(tmp_path, capsys):
+    """Phases of equal mean gray that differ by texture: the default (auto) must not
+    fall back to clustering masks by intensity; every explicit mode is reachable."""
+    from napari_samphase.core.evaluation.metrics import semantic_metrics
+    from napari_samphase.core.image.kinds import KINDS
+
+    image, truth = KINDS["lamellae"](3)
+    path = tmp_path / "lam.png"
+    write_png(path, image)
+    k = int(truth.max()) + 1
+    scores = {}
+    for mode in ("auto", "masks", "pixels", "intensity"):
+        out_dir = tmp_path / mode
+        code, out, err = _run(
+            capsys, "segment", path, "--proposer", "watershed", "--phases", k,
+            "--phase-mode", mode, "--background", "ignore", "--out", out_dir,
+        )  # fmt: skip
+        assert code == 0, err
+        picked = out.split(" phases by ")[1].split(" ")[0]
+        assert picked == ("pixels" if mode == "auto" else mode)
+        pred = tifffile.imread(out_dir / "lam_phases.tif")
+        scores[mode] = semantic_metrics(pred, truth)["miou"]
+    assert scores["auto"] == scores["pixels"]
+    assert scores["pixels"] > max(scores["masks"], scores["intensity"]) + 0.2
+
+
+def test_unknown_phase_mode_is_one_line(sample, tmp_path, capsys):
+    path, _ = sample
+    code, out, err = _run(
+        capsys, "segment", path, "--proposer", "threshold", "--phases", "3",
+        "--phase-mode", "colours", "--out", tmp_path / "o",
+    )  # fmt: skip
+    assert code == 1 and "phase mode" in err and "pixels" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "o").exists()

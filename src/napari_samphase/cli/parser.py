@@ -16,6 +16,13 @@ def _add_phase_args(p: argparse.ArgumentParser) -> None:
         help="also group masks into K phases (or 'auto'); writes phase outputs",
     )
     p.add_argument(
+        "--phase-mode",
+        default="auto",
+        help="how phases are found: auto (default: the best-scoring of the others), "
+        "masks (cluster the masks), pixels (per-pixel texture), intensity (pixel gray "
+        "level); see docs/generality.md",
+    )
+    p.add_argument(
         "--features",
         default="default",
         help="feature set: default, intensity, prompt_color, full, or a+b+c",

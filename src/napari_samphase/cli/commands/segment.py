@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from napari_samphase.cli.output import as_uint8_labels, commit_output, staged_output
 from napari_samphase.cli.parser import parse_k, parse_option
 from napari_samphase.cli.progress import TqdmProgress
@@ -44,22 +42,16 @@ def write_results(tmp: Path, stem: str, image, seg, k, args, session=None) -> st
     from napari_samphase.core.image.io import write_table_csv
     from napari_samphase.core.outputs.render import phase_overlay
     from napari_samphase.core.outputs.report import phase_table_of, save_report
-    from napari_samphase.core.phases.clustering import find_phases
-    from napari_samphase.core.phases.features import embedding_for
+    from napari_samphase.core.phases.modes import map_phases
 
-    points = None
-    if "point_row" in seg.table and len(seg.table["id"]):
-        points = np.stack([seg.table["point_row"], seg.table["point_col"]], 1)
-    emb = embedding_for(args.features, session)
-    result = find_phases(
+    # The masks mode clusters the masks made above; "auto" also tries the pixel modes
+    # and keeps the map with the best unsupervised score (docs/generality.md).
+    result = map_phases(
         image,
-        seg.labels,
         k=k,
-        features=args.features,
-        background=args.background,
-        points=points,
-        embedding=emb,
+        mode=args.phase_mode,
         seed=args.seed,
+        **_mode_options(args, seg, session),
     )
     write_tiff(tmp / f"{stem}_phases.tif", as_uint8_labels(result.phase_labels))
     write_png(tmp / f"{stem}_phase_overlay.png", phase_overlay(image, result.phase_labels))
@@ -72,7 +64,21 @@ def write_results(tmp: Path, stem: str, image, seg, k, args, session=None) -> st
         f"{'bg' if p == 0 else p}: {f:.1f}%"
         for p, f in zip(table["phase"], table["area_fraction"], strict=True)
     )
-    return f"{line}, {result.n_phases} phases ({fr})"
+    return f"{line}, {result.n_phases} phases by {result.mode} ({fr})"
+
+
+def _mode_options(args, seg, session) -> dict:
+    """What the chosen phase mode(s) take from the command line."""
+    from napari_samphase.core.phases.features import embedding_for
+
+    if args.phase_mode not in ("masks", "auto"):
+        return {}
+    return {
+        "segmentation": seg,
+        "embedding": embedding_for(args.features, session),
+        "features": args.features,
+        "background": args.background,
+    }
 
 
 def cmd_segment(args) -> int:
@@ -82,6 +88,7 @@ def cmd_segment(args) -> int:
     from napari_samphase.core.image import io
     from napari_samphase.core.phases.clustering import check_background
     from napari_samphase.core.phases.features import EMBEDDING_NEEDED, needs_embedding
+    from napari_samphase.core.phases.modes import check_mode
     from napari_samphase.core.proposers import make_proposer
     from napari_samphase.core.sam.registry import get_spec
 
@@ -94,6 +101,7 @@ def cmd_segment(args) -> int:
         get_spec(args.model)
         resolve_device(args.device)
     check_background(args.background)
+    check_mode(args.phase_mode)
     paths = [io.require_file(p) for p in args.images]
     stems = [p.stem for p in paths]
     if len(set(stems)) != len(stems):

@@ -43,13 +43,22 @@ def _run_masks(
     progress,
     proposer="watershed",
     proposer_options=None,
+    segmentation=None,
+    embedding=None,
     features="default",
     background=None,
     k_range=(2, 8),
 ):
+    """``segmentation``: masks already made (a ``Segmentation``, e.g. by SAM in the
+    CLI or the widget), clustered as they are instead of running ``proposer``."""
     from napari_samphase.core.proposers import segment
 
-    seg = segment(image, proposer, progress=progress, **(proposer_options or {}))
+    seg = segmentation
+    if seg is None:
+        seg = segment(image, proposer, progress=progress, **(proposer_options or {}))
+    points = None
+    if "point_row" in seg.table and len(seg.table["id"]):
+        points = np.stack([seg.table["point_row"], seg.table["point_col"]], 1)
     if background is None:  # the method's convention where the proposer leaves a matrix
         background = "class" if (seg.labels == 0).any() else "ignore"
     return find_phases(
@@ -59,6 +68,8 @@ def _run_masks(
         features=features,
         background=background,
         k_range=k_range,
+        points=points,
+        embedding=embedding,
         seed=seed,
     )
 
@@ -91,7 +102,7 @@ class PhaseMode:
 PHASE_MODES: dict[str, PhaseMode] = {
     "masks": PhaseMode(
         _run_masks,
-        ("proposer_options", "features", "background", "k_range"),
+        ("proposer_options", "segmentation", "embedding", "features", "background", "k_range"),
         "proposer masks + k-means over per-mask features (particles in a matrix)",
     ),
     "pixels": PhaseMode(
@@ -211,7 +222,8 @@ def map_phases(
     sampling seed (same seed, same result). progress: ``progress(done, total,
     message)`` per mode run; may raise Cancelled.
     options: passed to the modes that take them (:data:`PHASE_MODES` lists each
-    mode's ``options``): masks: ``proposer_options``, ``features``, ``background``;
+    mode's ``options``): masks: ``proposer_options`` or a ready ``segmentation``
+    (and its SAM ``embedding`` for embedding features), ``features``, ``background``;
     pixels: ``pixel_features``, ``scales``, ``weights``, ``smooth``,
     ``superpixels``, ``min_area``, ``n_sample``; all: ``k_range``.
     Returns a :class:`MappedPhases` (a :class:`PhaseResult`) with ``mode`` set to
