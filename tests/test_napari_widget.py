@@ -399,3 +399,32 @@ def test_progress_bars_count_the_reported_units(qtbot, monkeypatch):
     assert made[1].values[-1] == 1024 and 512 in made[1].values
     assert "image embedding" in made[0].desc and "segment everything" in made[1].desc
     assert all(b not in napari.utils.progress._all_instances for b in made)  # closed
+
+
+def test_pixel_phase_mode_maps_texture_phases_and_its_components_become_the_masks(
+    widget, qtbot
+):
+    """Equal-gray lamellae: the widget's "pixels" and "auto" modes find the texture
+    phases (the masks mode cannot), and the same-phase click works on the components."""
+    from napari_samphase._napari.phase_mapper import MASKS, PHASES
+    from napari_samphase.core.evaluation.metrics import semantic_metrics
+    from napari_samphase.core.image.kinds import KINDS
+
+    viewer, w = widget
+    image, truth = KINDS["lamellae"](3)
+    viewer.add_image(image, name="lamellae")
+    w.k_spin.setValue(int(truth.max()) + 1)
+    scores = {}
+    for mode in ("pixels", "auto"):
+        w.mode_combo.setCurrentText(mode)
+        w.run_find_phases()
+        _wait(qtbot, w)
+        scores[mode] = semantic_metrics(np.asarray(viewer.layers[PHASES].data), truth)["miou"]
+        masks = np.asarray(viewer.layers[MASKS].data)
+        assert np.array_equal(masks, w.mapper.result.labels)
+    assert w.mapper.result.mode == "pixels"  # what auto chose
+    assert scores["pixels"] >= 0.8 and scores["auto"] == scores["pixels"]
+    w.set_mode("same phase")
+    hit = w.click(100, 100)
+    assert not hit.is_background
+    assert hit.phase == int(np.asarray(viewer.layers[PHASES].data)[100, 100])

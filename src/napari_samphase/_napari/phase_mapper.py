@@ -358,24 +358,34 @@ class PhaseMapper:
         layer.features = feats
 
     # -- phases --------------------------------------------------------------------------
-    def compute_phases(self, k=3, features="default", background="class", seed=0, progress=None):
-        """Worker-safe: cluster the masks currently in the masks layer (edits included).
-        Returns a ``PhaseRun``: the core result and the same-phase box layers, built
-        here because tessellating thousands of rectangles would block the GUI.
-        Feature sets with the SAM embedding use (and if needed compute) the current
-        image's embedding; ``progress`` reports that."""
+    def compute_phases(
+        self, k=3, features="default", background="class", seed=0, progress=None, mode="masks"
+    ):
+        """Worker-safe: find the phases of the current image. Returns a ``PhaseRun``: the
+        core result and the same-phase box layers, built here because tessellating
+        thousands of rectangles would block the GUI.
+
+        mode: "masks" clusters the masks currently in the masks layer (edits and hand
+        assignments included); "pixels", "intensity" or "auto" go through
+        :func:`core.phases.modes.map_phases` ("auto" clusters the masks layer as its
+        masks candidate and keeps the best-scoring map). Feature sets with the SAM
+        embedding use (and if needed compute) the current image's embedding."""
         from napari_samphase.core.phases.clustering import find_phases
         from napari_samphase.core.phases.features import embedding_for, needs_embedding
 
         layer = self._layer(MASKS)
-        if layer is None:
+        if layer is None and mode == "masks":
             raise InputError("no masks yet: run segment everything or commit objects first")
-        labels = np.asarray(layer.data)
-        present = set(np.unique(labels).tolist())
-        fixed = {m: p for m, p in self.fixed.items() if m in present}  # edited away: dropped
         if self.session is not None and needs_embedding(features):
             self.ensure_embedding(progress)
         emb = embedding_for(features, self.session)
+        if mode != "masks":
+            return PhaseRun.build(
+                self._map_phases(layer, k, features, background, seed, emb, mode, progress)
+            )
+        labels = np.asarray(layer.data)
+        present = set(np.unique(labels).tolist())
+        fixed = {m: p for m, p in self.fixed.items() if m in present}  # edited away: dropped
         points = None
         feats = layer.features
         if "point_row" in feats and len(feats) == len(present - {0}):
@@ -396,6 +406,18 @@ class PhaseMapper:
         )
         return PhaseRun.build(result)
 
+    def _map_phases(self, layer, k, features, background, seed, emb, mode, progress):
+        from napari_samphase.core.image.labels import Segmentation, table_from_labels
+        from napari_samphase.core.phases.modes import map_phases
+
+        options = {}
+        if mode == "auto" and layer is not None and np.asarray(layer.data).any():
+            labels = np.asarray(layer.data)
+            seg = Segmentation(labels, table_from_labels(labels))
+            options = {"segmentation": seg, "embedding": emb, "features": features,
+                       "background": background}  # fmt: skip
+        return map_phases(self.image(), k, mode=mode, seed=seed, progress=progress, **options)
+
     def apply_phases(self, run) -> None:
         """Show a ``PhaseRun`` (or a bare core ``PhaseResult``) on layers. Main thread."""
         from napari.utils.colormaps import DirectLabelColormap
@@ -405,6 +427,10 @@ class PhaseMapper:
         if not isinstance(run, PhaseRun):
             run = PhaseRun.build(run)
         result = self.result = run.result
+        masks = self._layer(MASKS)
+        if masks is None or not np.array_equal(np.asarray(masks.data), result.labels):
+            # a pixel mode's components (or masks the clustering added) become the masks
+            set_labels_undoably(self.masks_layer(), result.labels)
         self.fixed = dict(result.fixed)
         self.query = run.query
         self.clear_highlight()

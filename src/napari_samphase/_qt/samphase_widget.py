@@ -161,6 +161,13 @@ class SamphaseWidget(QWidget):
         self.background_combo = QComboBox()
         self.background_combo.addItems(BACKGROUND_MODES)
         form.addRow("background", self.background_combo)
+        self.mode_combo = QComboBox()
+        self.mode_combo.addItems(["masks", "auto", "pixels", "intensity"])
+        self.mode_combo.setToolTip(
+            "masks: cluster the masks layer; pixels: per-pixel texture; intensity: gray "
+            "level; auto: the best-scoring of the three (their components become the masks)"
+        )
+        form.addRow("phase mode", self.mode_combo)
         self.phases_btn = QPushButton("Find phases / re-cluster")
         self.phases_btn.clicked.connect(self.run_find_phases)
         form.addRow(self.phases_btn)
@@ -295,8 +302,9 @@ class SamphaseWidget(QWidget):
         """Cluster the current masks into phases (re-clustering keeps hand assignments)."""
         k = "auto" if self.k_auto.isChecked() else self.k_spin.value()
         feats, bg = self.features_combo.currentText(), self.background_combo.currentText()
+        mode = self.mode_combo.currentText()
         return self.runner.run(
-            lambda p: self.mapper.compute_phases(k, feats, bg, progress=p),
+            lambda p: self.mapper.compute_phases(k, feats, bg, progress=p, mode=mode),
             self.mapper.apply_phases,
             "find phases",
         )
