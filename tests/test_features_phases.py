@@ -11,12 +11,17 @@ from .conftest import blobs_labels
 
 
 def test_stats_features_match_numpy():
+    from scipy import ndimage as ndi
+
     image, labels = blobs_labels()
     rng = np.random.default_rng(0)
     image = np.clip(image + rng.integers(-20, 20, image.shape), 0, 255).astype(np.uint8)
-    x, names, _ = compute_features(image, labels, [1, 2, 3, 4], "intensity")
-    for j, i in enumerate([1, 2, 3, 4]):
-        px = image[labels == i].astype(float)
+    labels[27:31, 27:31] = 5  # too small for an interior: all its pixels count
+    x, names, _ = compute_features(image, labels, [1, 2, 3, 4, 5], "intensity")
+    for j, i in enumerate([1, 2, 3, 4, 5]):
+        # the mask's interior: its edge band (2 px) holds the blurred border
+        inner = ndi.binary_erosion(labels == i, iterations=2)
+        px = image[inner if inner.sum() >= 16 else labels == i].astype(float)
         assert x[j, names.index("mean")] == pytest.approx(px.mean() / 255, abs=1e-6)
         assert x[j, names.index("std")] == pytest.approx(px.std() / 255, abs=1e-6)
         assert x[j, names.index("p50")] == pytest.approx(np.percentile(px, 50) / 255, abs=2 / 255)
@@ -86,8 +91,15 @@ def test_few_click_steering_respects_examples():
     )
     lut = dict(zip(res.mask_ids.tolist(), res.phase_of_mask.tolist(), strict=True))
     assert lut[1] == lut[3] == 1 and lut[2] == 2
-    # The unlabelled bright mask 4 goes to the phase whose centre is nearer.
-    assert lut[4] in (1, 2)
+    # The unlabelled bright mask 4 (225) goes to the phase whose centre is nearer:
+    # phase 1 sits between dark 30 and bright 220, phase 2 on dark 35.
+    assert lut[4] == 1
+    # With mask 4 named as an example of the dark mask's phase, it goes there.
+    res = find_phases(
+        image, labels, k=2, features="intensity", background="ignore", examples={1: 1, 4: 2}
+    )
+    lut = dict(zip(res.mask_ids.tolist(), res.phase_of_mask.tolist(), strict=True))
+    assert lut == {1: 1, 2: 1, 3: 2, 4: 2}
 
 
 def test_fixed_assignments_survive_reclustering():
@@ -168,3 +180,87 @@ def test_needs_embedding_follows_the_feature_set():
 
     assert needs_embedding("full") and needs_embedding("stats+embedding")
     assert not needs_embedding("default") and not needs_embedding("prompt_color")
+
+
+def _sizes_and_levels():
+    """Two kinds of masks: large dark squares (ids 1, 2) and small bright ones (3, 4),
+    plus mid-gray mid-size ones (5, 6) for the seeded case."""
+    image = np.full((96, 96), 128, np.uint8)
+    labels = np.zeros((96, 96), np.int32)
+    for i, (r, c, size, level) in enumerate(
+        [
+            (2, 2, 20, 30),
+            (2, 40, 20, 35),
+            (40, 2, 6, 220),
+            (40, 40, 6, 225),
+            (70, 2, 12, 120),
+            (70, 40, 12, 125),
+        ],
+        1,
+    ):
+        labels[r : r + size, c : c + size] = i
+        image[r : r + size, c : c + size] = level
+    return image, labels
+
+
+@pytest.mark.parametrize("features", ["shape+stats", "texture+stats", "shape"])
+def test_phase_ids_follow_image_intensity_whatever_the_features(features):
+    # The first feature column is log area (or an LBP bin): ordering by it would make
+    # the small bright masks phase 1. Phase 1 is the darkest in the image.
+    image, labels = _sizes_and_levels()
+    labels[labels > 4] = 0
+    res = find_phases(image, labels, k=2, features=features, background="ignore")
+    lut = dict(zip(res.mask_ids.tolist(), res.phase_of_mask.tolist(), strict=True))
+    assert lut == {1: 1, 2: 1, 3: 2, 4: 2}
+
+
+def test_unseeded_phases_follow_image_intensity_after_the_seeded_ones():
+    image, labels = _sizes_and_levels()
+    res = find_phases(
+        image, labels, k=3, features="shape+stats", background="ignore", examples={5: 1}
+    )
+    lut = dict(zip(res.mask_ids.tolist(), res.phase_of_mask.tolist(), strict=True))
+    # phase 1 is the user's; of the two free phases the darker (large squares) is 2
+    assert lut == {1: 2, 2: 2, 3: 3, 4: 3, 5: 1, 6: 1}
+
+
+def test_segment_everythings_matrix_mask_is_the_background_class(micrograph):
+    # Segment-everything masks the matrix too (one mask with a hole per particle) and
+    # leaves slivers: with background="class" that mask is the background, so K=4 is
+    # the matrix and the three particle phases, as with an unlabelled matrix.
+    m = micrograph
+    labels = m.instances.astype(np.int64)
+    matrix = labels.max() + 1
+    labels[labels == 0] = matrix
+    sliver = (labels == matrix) & (np.roll(m.instances, 2, axis=1) > 0)
+    labels[sliver] = 0  # a 2-px sliver on one side of each particle
+    assert 0 < (labels == 0).mean() < 0.05
+    res = find_phases(m.image, labels, k=4, background="class")
+    assert res.n_phases == 3 and res.k == 4
+    assert (res.phase_labels[labels == matrix] == 0).all()
+    assert matrix not in res.mask_ids and (res.labels[labels == matrix] == 0).all()
+    for p in (1, 2, 3):  # each phase holds one true phase
+        assert len(np.unique(m.phases[res.phase_labels == p])) == 1
+    # a hand assignment that names the matrix mask keeps it a mask
+    kept = find_phases(m.image, labels, k=4, background="class", fixed={int(matrix): 1})
+    assert kept.phase_of([matrix])[0] == 1
+    # "ignore" never turns a mask into background
+    ignore = find_phases(m.image, labels, k=4, background="ignore")
+    assert matrix in ignore.mask_ids and ignore.n_phases == 4
+
+
+def test_slivers_are_no_background_class():
+    # Masks that fill the image (no matrix) with slivers between them: the slivers do
+    # not take one of the K phases.
+    labels = np.repeat(np.repeat(np.array([[1, 2], [3, 4]]), 32, 0), 32, 1)
+    image = np.array([30, 35, 220, 225], np.uint8)[labels - 1]
+    labels[31, :] = 0
+    res = find_phases(image, labels, k=2, features="intensity", background="class")
+    assert res.k == 2 and res.n_phases == 2
+    lut = dict(zip(res.mask_ids.tolist(), res.phase_of_mask.tolist(), strict=True))
+    assert lut == {1: 1, 2: 1, 3: 2, 4: 2}
+    # with min_background=0 any unlabelled pixel is a class, as before
+    res = find_phases(
+        image, labels, k=2, features="intensity", background="class", min_background=0
+    )
+    assert res.k == 2 and res.n_phases == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+STEM = "sample_micrograph"
+
 
 def cmd_demo(args) -> int:
     from napari_samphase.core.image.io import write_png
@@ -9,7 +11,7 @@ def cmd_demo(args) -> int:
 
     sample = sample_micrograph()
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "sample_micrograph.png"
+    path = args.out / f"{STEM}.png"
     write_png(path, sample.image)
     from napari_samphase.cli.commands.segment import cmd_segment
     from napari_samphase.cli.parser import build_parser
@@ -35,4 +37,18 @@ def cmd_demo(args) -> int:
         "demo: synthetic micrograph, 'demo-synthetic' SAM (trained on synthetic images "
         "only; use vit_b/vit_l/vit_h for real micrographs)"
     )
-    return cmd_segment(ns)
+    code = cmd_segment(ns)
+    if code == 0:
+        print(f"demo: mIoU {demo_score(args.out):.2f} against the sample's known phases")
+    return code
+
+
+def demo_score(out) -> float:
+    """mIoU of the phases written to ``out`` against the sample's truth (clusters
+    matched one-to-one to the true phases, the matrix included)."""
+    from napari_samphase.core.evaluation.metrics import semantic_metrics
+    from napari_samphase.core.image.io import read_labels
+    from napari_samphase.core.image.synthetic import sample_micrograph
+
+    phases = read_labels(out / f"{STEM}_phases.tif")
+    return semantic_metrics(phases, sample_micrograph().phases)["miou"]

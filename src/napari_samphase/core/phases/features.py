@@ -15,6 +15,7 @@ from scipy import ndimage as ndi
 
 from napari_samphase.core.errors import InputError
 from napari_samphase.core.image.convert import luma, to_rgb_uint8
+from napari_samphase.core.image.labels import interior_labels
 
 PERCENTILES = (10, 50, 90)
 
@@ -26,12 +27,14 @@ class FeatureContext:
     labels: np.ndarray  # H x W int64
     ids: np.ndarray  # mask ids, n
     n_max: int  # labels.max() + 1
+    interior: np.ndarray  # H x W: labels without their edge band (labels.interior_labels)
     points: np.ndarray | None = None  # n x 2 prompt points (row, col), if known
     embedding: np.ndarray | None = None  # C x h x w SAM embedding of the image, if known
 
     def per_label_hist(self, values: np.ndarray, bins: int) -> np.ndarray:
-        """(n_max x bins) histogram of integer ``values`` per label."""
-        flat = self.labels.ravel() * bins + values.ravel().astype(np.int64)
+        """(n_max x bins) histogram of integer ``values`` per label, over each mask's
+        interior."""
+        flat = self.interior.ravel() * bins + values.ravel().astype(np.int64)
         return np.bincount(flat, minlength=self.n_max * bins).reshape(self.n_max, bins)
 
 
@@ -88,7 +91,7 @@ def feat_texture(ctx: FeatureContext):
     hist /= hist.sum(1, keepdims=True).clip(min=1)
     g = ctx.gray.astype(np.float32) / 255
     grad = np.hypot(ndi.sobel(g, 0), ndi.sobel(g, 1))
-    lab = ctx.labels.ravel()
+    lab = ctx.interior.ravel()
     cnt = np.bincount(lab, minlength=ctx.n_max).clip(min=1)
     gm = np.bincount(lab, grad.ravel(), ctx.n_max) / cnt
     gs = np.sqrt((np.bincount(lab, grad.ravel() ** 2, ctx.n_max) / cnt - gm**2).clip(min=0))
@@ -223,6 +226,7 @@ def compute_features(image, labels, ids, features="default", points=None, embedd
         rgb=rgb,
         gray=np.clip(gray + 0.5, 0, 255).astype(np.uint8),
         labels=labels,
+        interior=interior_labels(labels),
         ids=np.asarray(ids, np.int64),
         n_max=int(labels.max(initial=0)) + 1,
         points=points,

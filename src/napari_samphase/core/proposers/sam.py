@@ -5,13 +5,28 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from napari_samphase.core.image.convert import check_image
-from napari_samphase.core.image.labels import Segmentation
+from napari_samphase.core.image.labels import (
+    EDGE_PX,
+    RING_WIDTH,
+    Segmentation,
+    clean_segmentation,
+)
 from napari_samphase.core.progress import ProgressCallback
 
 
 @dataclass
 class SamProposer:
-    """Segment everything with SAM (fast generator, one embedding per image)."""
+    """Segment everything with SAM (fast generator, one embedding per image).
+
+    ``clean`` (default on) cleans the masks up before anything else sees them
+    (:func:`~napari_samphase.core.image.labels.clean_segmentation`): the thin rings
+    that segment-everything's wholes leave around their parts, and halos around
+    masks, are removed (they hold the blurred edge between two phases and would be
+    clustered as a phase of their own), and the borders between masks are redrawn
+    from the image (SAM draws them at a quarter of its input resolution).
+    ``ring_width``: the thickest ring removed, px; ``edge_band``: how far a border
+    may move, px.
+    """
 
     model: str = "vit_b"
     checkpoint: str | None = None
@@ -23,6 +38,9 @@ class SamProposer:
     min_area: int = 0
     skip_covered: bool = False
     fetch: bool = True
+    clean: bool = True
+    ring_width: float = RING_WIDTH
+    edge_band: int = EDGE_PX
     session: object | None = field(default=None, repr=False)
     name: str = "sam"
 
@@ -37,8 +55,9 @@ class SamProposer:
 
     def propose(self, image, progress=None) -> Segmentation:
         session = self.get_session()
-        session.set_image(check_image(image), progress=progress)
-        return session.segment_everything(
+        image = check_image(image)
+        session.set_image(image, progress=progress)
+        seg = session.segment_everything(
             points_per_side=self.points_per_side,
             pred_iou_thresh=self.pred_iou_thresh,
             stability_thresh=self.stability_thresh,
@@ -47,3 +66,6 @@ class SamProposer:
             skip_covered=self.skip_covered,
             progress=progress,
         )
+        if not self.clean:
+            return seg
+        return clean_segmentation(seg, image, self.ring_width, self.edge_band, self.min_area)
