@@ -329,8 +329,12 @@ class PhaseMapper:
 
     # -- segment everything --------------------------------------------------------------
     def compute_everything(self, progress=None, **options):
-        """Worker-safe: segment the whole image with the loaded SAM."""
-        return self.ensure_embedding(progress).segment_everything(progress=progress, **options)
+        """Worker-safe: segment the whole image with the loaded SAM, masks cleaned up as
+        the SAM proposer does (rings and halos dropped, borders redrawn from the image)."""
+        from napari_samphase.core.image.labels import clean_segmentation
+
+        seg = self.ensure_embedding(progress).segment_everything(progress=progress, **options)
+        return clean_segmentation(seg, self.image(), min_area=options.get("min_area", 0))
 
     def compute_proposal(self, proposer: str, progress=None, **options):
         from napari_samphase.core.proposers import segment

@@ -29,6 +29,8 @@ def cmd_demo(args) -> int:
         "20",
         "--phases",
         args.phases,
+        "--phase-mode",  # the demo shows the SAM path: cluster SAM's masks
+        "masks",
         "--points-per-side",
         str(args.points_per_side),
     ]
