@@ -89,3 +89,63 @@ def test_predict_rejects_bad_points(random_session):
     fresh = SamSession(random_session.sam)
     with pytest.raises(InputError, match="no image"):
         fresh.predict([[5, 5]])
+
+
+@pytest.mark.parametrize("shape", [(256, 160), (160, 256), (200, 200), (300, 500)])
+def test_upsampling_equals_segment_anythings_postprocess(shape):
+    """Image-size logits of a click are SAM's ``postprocess_masks`` (padding cropped at
+    the right depth for every orientation)."""
+    from napari_samphase.core.sam.fast_decoder import LogitFrame
+
+    torch.manual_seed(1)
+    sam = build_demo_sam()
+    input_size = SamSession(sam).transform.get_preprocess_shape(*shape, 256)
+    frame = LogitFrame((64, 64), 256, input_size, shape)
+    low = torch.randn(2, 3, 64, 64) * 4
+    with torch.inference_mode():
+        ref = sam.postprocess_masks(low, input_size, shape)
+    assert torch.allclose(frame.upsample(low), ref, atol=1e-5)
+    # what the padding crop keeps is exactly what the unpadded frame reads
+    padded = low.clone()
+    padded[..., frame.crop[0] :, :] = 1e6
+    padded[..., :, frame.crop[1] :] = 1e6
+    with torch.inference_mode():
+        assert torch.allclose(sam.postprocess_masks(padded, input_size, shape), ref, atol=1e-5)
+
+
+def test_embedding_key_covers_model_checkpoint_and_precision(micrograph, monkeypatch, tmp_path):
+    from napari_samphase.core.sam.loading import save_checkpoint
+
+    torch.manual_seed(0)
+    sam = build_demo_sam()
+    s = SamSession(sam, "demo-synthetic", precision="fp32", checkpoint_id="a.pth#1")
+    image = micrograph.image
+    assert not s.has_embedding_for(image)
+    s.set_image(image)
+    assert s.has_embedding_for(image) and s.has_embedding_for(image.copy())
+    assert not s.has_embedding_for(image[::-1])
+    calls = []
+    forward = s.sam.image_encoder.forward
+    monkeypatch.setattr(
+        s.sam.image_encoder, "forward", lambda *a, **k: calls.append(1) or forward(*a, **k)
+    )
+    s.set_image(image)
+    assert calls == []
+    s.precision = "bf16"  # another precision: another embedding
+    assert not s.has_embedding_for(image)
+    s.set_image(image)
+    assert calls == [1]
+    s.checkpoint_id = "b.pth#2"  # other weights behind the same module
+    assert not s.has_embedding_for(image)
+    s.set_image(image)
+    assert calls == [1, 1]
+    # sessions from two checkpoint files differ; one file loaded twice does not
+    save_checkpoint(sam, tmp_path / "one.pth", "demo-synthetic")
+    save_checkpoint(sam, tmp_path / "two.pth", "demo-synthetic", note="other file")
+    one, one_again, two = (
+        SamSession.from_name("demo-synthetic", tmp_path / n, device="cpu", precision="fp32")
+        for n in ("one.pth", "one.pth", "two.pth")
+    )
+    assert one.embedding_key(image) == one_again.embedding_key(image)
+    assert one.embedding_key(image) != two.embedding_key(image)
+    assert one.embedding_key(image) != s.embedding_key(image)

@@ -18,7 +18,10 @@ before paying for the upscaling (:meth:`upscale`), which is per prompt.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from functools import cached_property
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -153,17 +156,56 @@ class FastDecoder:
         )
         return iou_pred, hyper_in, keys
 
+    @property
+    def low_res_size(self) -> tuple[int, int]:
+        """Size of the low-res mask logits (two stride-2 upscaling layers)."""
+        h, w = self.hw
+        return 4 * h, 4 * w
+
     @torch.inference_mode()
     def upscale(self, keys: torch.Tensor, hyper_in: torch.Tensor, chunk: int = 16):
         """Low-res mask logits (B x M x 4h x 4w) for the prompts given."""
         h, w = self.hw
         outs = []
         for s in range(0, keys.shape[0], chunk):
-            k = keys[s : s + chunk]
+            k, hi = keys[s : s + chunk], hyper_in[s : s + chunk]
+            if self._gemm is not None:
+                outs.append(self._upscale_gemm(k, hi))
+                continue
             up = self.dec.output_upscaling(k.transpose(1, 2).reshape(k.shape[0], -1, h, w))
-            hi = hyper_in[s : s + chunk]
             outs.append((hi @ up.flatten(2)).view(k.shape[0], hi.shape[1], *up.shape[-2:]))
         return torch.cat(outs) if outs else keys.new_zeros((0, hyper_in.shape[1], 4 * h, 4 * w))
+
+    @cached_property
+    def _gemm(self):
+        """SAM's upscaling (2x2 stride-2 transposed conv, LayerNorm2d, activation, again
+        2x2 stride-2, activation) as matrices: each token's 4x4 output pixels depend on
+        that token only, so it runs as two matrix products on the tokens as they are
+        (no transpose to an image, no per-pixel LayerNorm2d arithmetic). None for
+        another layout (the module is used as it is)."""
+        seq = list(self.dec.output_upscaling)
+        kinds = [type(m).__name__ for m in seq]
+        if kinds[0::3] != ["ConvTranspose2d", "ConvTranspose2d"] or kinds[1] != "LayerNorm2d":
+            return None
+        c1, norm, act1, c2, act2 = seq
+        if any(
+            c.kernel_size != (2, 2) or c.stride != (2, 2) or c.padding != (0, 0) for c in (c1, c2)
+        ):
+            return None
+        # (in, out, dy, dx) -> (in, dy * dx * out): one column per output sub-pixel channel
+        w1 = c1.weight.detach().permute(0, 2, 3, 1).reshape(c1.in_channels, -1)
+        w2 = c2.weight.detach().permute(0, 2, 3, 1).reshape(c2.in_channels, -1)
+        return w1, c1.bias.detach().repeat(4), norm, act1, w2, c2.bias.detach().repeat(4), act2
+
+    def _upscale_gemm(self, keys: torch.Tensor, hyper_in: torch.Tensor) -> torch.Tensor:
+        w1, b1, norm, act1, w2, b2, act2 = self._gemm
+        b, (h, w), m = keys.shape[0], self.hw, hyper_in.shape[1]
+        x = torch.addmm(b1, keys.reshape(-1, keys.shape[-1]), w1).view(-1, norm.weight.numel())
+        x = act1(F.layer_norm(x, x.shape[-1:], norm.weight, norm.bias, norm.eps))
+        x = act2(torch.addmm(b2, x, w2)).view(b, -1, w2.shape[1] // 4)
+        out = x @ hyper_in.transpose(1, 2)  # B x (y, x, dy1, dx1, dy2, dx2) x M
+        out = out.view(b, h, w, 2, 2, 2, 2, m).permute(0, 7, 1, 3, 5, 2, 4, 6)
+        return out.reshape(b, m, 4 * h, 4 * w)
 
     def sparse(self, coords: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Prompt-encoder tokens for points in model-input (x, y) coordinates, B x N x 2.
@@ -174,9 +216,105 @@ class FastDecoder:
         return sparse
 
 
+@dataclass(frozen=True)
+class LogitFrame:
+    """Where the decoder's low-res logits lie in the image.
+
+    SAM's ``postprocess_masks`` maps them in three steps: bilinear from the low-res
+    grid to the square model input (``img_size``), crop the padding down to the
+    resized image (``input_size``), bilinear to the image (``original_size``). Every
+    image-size logit here is computed that way; :attr:`crop` is the one place that
+    says which low-res rows and columns are not padding.
+    """
+
+    low_size: tuple[int, int]  # decoder output, e.g. 256 x 256 for SAM
+    img_size: int  # square model input, e.g. 1024
+    input_size: tuple[int, int]  # the resized image inside it (the rest is padding)
+    original_size: tuple[int, int]  # the image
+
+    @property
+    def up(self) -> float:
+        """Low-res -> model input scale (4 for SAM)."""
+        return self.img_size / self.low_size[0]
+
+    @cached_property
+    def crop(self) -> tuple[int, int]:
+        """Low-res rows and columns the unpadded input frame reads (including the
+        neighbours its bilinear interpolation uses); the rest is padding."""
+        return tuple(
+            min(int(np.floor(max((n_in - 0.5) / self.up - 0.5, 0.0))) + 2, n_low)
+            for n_in, n_low in zip(self.input_size, self.low_size, strict=True)
+        )
+
+    def upsample(self, low: torch.Tensor) -> torch.Tensor:
+        """Low-res logits (B x M x h x w) -> image size, as ``postprocess_masks`` (the
+        same numbers; the padding is cropped before upsampling, not after)."""
+        (ch, cw), (ih, iw) = self.crop, self.input_size
+        up = round(self.up)
+        x = low[..., :ch, :cw]
+        x = F.interpolate(x, size=(ch * up, cw * up), mode="bilinear", align_corners=False)
+        x = x[..., :ih, :iw]
+        size = tuple(self.original_size)
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+    @cached_property
+    def reads(self) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        """Per image axis: the first and the last low-res index each position reads
+        (both non-decreasing)."""
+        out = []
+        for first, weights in self.taps:
+            last = first + 2 - np.argmax(weights[:, ::-1] > 0, axis=1)
+            out.append((first, np.maximum.accumulate(last)))
+        return out[0], out[1]
+
+    @cached_property
+    def matrices(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per image axis (rows, cols): the two bilinear steps as one matrix, image
+        positions x low-res positions (float32); image logits = Mr @ low @ Mc.T."""
+        out = []
+        for first, weights in self.taps:
+            n, n_crop = len(first), self.crop[len(out)]
+            m = np.zeros((n, n_crop + 2), np.float32)  # two spare columns: zero taps
+            m[np.arange(n)[:, None], first[:, None] + np.arange(3)] = weights
+            out.append(np.ascontiguousarray(m[:, :n_crop]))
+        return out[0], out[1]
+
+    @cached_property
+    def taps(self) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        """Per image axis (rows, cols): the two bilinear steps composed into one 1D
+        interpolation, as (first low-res index (n,), weights (n, 3)): image index i
+        reads low-res indices first[i] .. first[i] + 2."""
+        return tuple(
+            _composed_taps(n, n_in, n_crop, self.up)
+            for n, n_in, n_crop in zip(self.original_size, self.input_size, self.crop, strict=True)
+        )
+
+
+def _linear_taps(n_out: int, n_in: int, scale: float):
+    """1D bilinear (``align_corners=False``) from ``n_in`` to ``n_out`` samples, with
+    source step ``scale``: (lower index, upper index, upper weight) per output."""
+    src = np.maximum((np.arange(n_out) + 0.5) * scale - 0.5, 0.0)
+    lo = np.floor(src).astype(np.int64)
+    lo = np.minimum(lo, n_in - 1)
+    return lo, np.minimum(lo + 1, n_in - 1), src - lo
+
+
+def _composed_taps(n: int, n_in: int, n_crop: int, up: float):
+    """Image axis (n) <- input frame (n_in) <- low-res (n_crop rows read)."""
+    a0, a1, wa = _linear_taps(n, n_in, n_in / n)  # step 2: image <- input frame
+    b0, b1, wb = _linear_taps(n_in, n_crop, 1 / up)  # step 1: input frame <- low-res
+    dense = np.zeros((n, n_crop + 2))
+    rows = np.arange(n)
+    for a, w in ((a0, 1 - wa), (a1, wa)):
+        np.add.at(dense, (rows, b0[a]), w * (1 - wb[a]))
+        np.add.at(dense, (rows, b1[a]), w * wb[a])
+    first = b0[a0]
+    weights = dense[rows[:, None], first[:, None] + np.arange(3)]
+    # adjacent input samples read at most three low-res samples: nothing is left out
+    assert np.allclose(weights.sum(1), 1.0)
+    return first, weights.astype(np.float32)
+
+
 def upsample_logits(low: torch.Tensor, input_size, original_size, img_size: int) -> torch.Tensor:
-    """Low-res logits (B x M x h x w) -> original image size, cropping SAM's padding."""
-    scale = low.shape[-1] / img_size
-    ch, cw = round(input_size[0] * scale), round(input_size[1] * scale)
-    low = low[..., :ch, :cw]
-    return F.interpolate(low, size=tuple(original_size), mode="bilinear", align_corners=False)
+    """Low-res logits (B x M x h x w) -> original image size (see :class:`LogitFrame`)."""
+    return LogitFrame(tuple(low.shape[-2:]), img_size, input_size, original_size).upsample(low)

@@ -8,13 +8,30 @@ or are downloaded once from the official URLs into a cache directory
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import partial
 
 from napari_samphase.core.errors import InputError
 from napari_samphase.core.sam.architectures import _build_official, build_demo_sam
 
 OFFICIAL = "https://dl.fbaipublicfiles.com/segment_anything/"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Segment-everything filters that suit one model (SAM's own defaults here).
+
+    They travel with the model: a :class:`ModelSpec` gives an architecture's
+    defaults, a checkpoint saved by :func:`loading.save_checkpoint` overrides them,
+    and ``SamSession.thresholds`` holds the result.
+    """
+
+    pred_iou_thresh: float = 0.88  # keep masks whose predicted IoU is above this
+    stability_thresh: float = 0.95  # ... and whose stability score is at least this
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
 
 
 @dataclass(frozen=True)
@@ -27,8 +44,12 @@ class ModelSpec:
     size_mb: float = 0.0
     description: str = ""
     # segment-everything thresholds that suit this model (SAM's own defaults)
-    pred_iou_thresh: float = 0.88
-    stability_thresh: float = 0.95
+    pred_iou_thresh: float = Thresholds.pred_iou_thresh
+    stability_thresh: float = Thresholds.stability_thresh
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return Thresholds(self.pred_iou_thresh, self.stability_thresh)
 
 
 DEMO_MODEL = "demo-synthetic"

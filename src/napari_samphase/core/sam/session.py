@@ -12,6 +12,7 @@ import numpy as np
 from napari_samphase.core.errors import InputError
 from napari_samphase.core.image.convert import to_rgb_uint8
 from napari_samphase.core.progress import Cancelled, ProgressCallback, report
+from napari_samphase.core.sam.registry import Thresholds
 
 
 @dataclass
@@ -22,6 +23,7 @@ class PromptResult:
 
 
 def image_key(image: np.ndarray) -> str:
+    """Content key of an image array (shape, dtype and a hash of the pixels)."""
     digest = hashlib.blake2b(np.ascontiguousarray(image).view(np.uint8), digest_size=16)
     return f"{image.shape}{image.dtype}{digest.hexdigest()}"
 
@@ -35,14 +37,40 @@ class SamSession:
     Points are (row, col) in image pixels, as napari and numpy index them.
     """
 
-    def __init__(self, sam, name: str = "custom", precision: str = "auto") -> None:
+    def __init__(
+        self,
+        sam,
+        name: str = "custom",
+        precision: str = "auto",
+        thresholds: Thresholds | None = None,
+        checkpoint_id: str | None = None,
+    ) -> None:
+        """
+        Parameters
+        ----------
+        sam
+            A segment_anything ``Sam`` (its device is the session's).
+        name
+            Registered architecture name, or any label for an unregistered model.
+        precision
+            Image encoder precision: ``auto``, ``fp32`` or ``bf16``.
+        thresholds
+            Segment-everything defaults; None: the registered architecture's (SAM's
+            own for an unregistered name). :meth:`from_name` passes the checkpoint's.
+        checkpoint_id
+            Identifies the weights in :meth:`embedding_key`; None: this ``sam`` object.
+        """
         import torch
         from segment_anything.utils.transforms import ResizeLongestSide
 
         from napari_samphase.core.sam.fast_decoder import FastDecoder
+        from napari_samphase.core.sam.registry import MODELS
 
         self.sam = sam.eval()
         self.name = name
+        spec = MODELS.get(name)
+        self.thresholds = thresholds or (spec.thresholds if spec else Thresholds())
+        self.checkpoint_id = checkpoint_id or f"in-memory model {id(sam):x}"
         self.device = next(sam.parameters()).device
         self.img_size = sam.image_encoder.img_size
         self.transform = ResizeLongestSide(self.img_size)
@@ -54,6 +82,7 @@ class SamSession:
         self.key: str | None = None
         self.image: np.ndarray | None = None
         self.embedding = None
+        self.frame = None  # LogitFrame of the current image
 
     @property
     def encoder_bf16(self) -> bool:
@@ -81,18 +110,31 @@ class SamSession:
         progress: ProgressCallback | None = None,
         precision: str = "auto",
     ) -> SamSession:
-        from napari_samphase.core.sam.loading import load_sam
+        """Load a registered model (or ``checkpoint``, whose own architecture and
+        thresholds win over ``name``'s) into a session; see ``loading.load_model``."""
+        from napari_samphase.core.sam.loading import load_model
 
-        sam = load_sam(name, checkpoint, device=device, fetch=fetch, progress=progress)
-        return cls(sam, name, precision)
+        model = load_model(name, checkpoint, device=device, fetch=fetch, progress=progress)
+        return cls(model.sam, model.architecture, precision, model.thresholds, model.checkpoint_id)
 
     # -- embedding ---------------------------------------------------------------------
+    def embedding_key(self, image: np.ndarray) -> str:
+        """What the embedding of ``image`` depends on: the pixels, the model (name and
+        checkpoint identity) and the encoder precision. Hashes the image (about a
+        millisecond per megapixel); no conversion, no model call."""
+        precision = "bf16" if self.encoder_bf16 else "fp32"
+        return f"{image_key(np.asarray(image))}|{self.name}|{self.checkpoint_id}|{precision}"
+
+    def has_embedding_for(self, image: np.ndarray) -> bool:
+        """True if :meth:`set_image` would reuse the current embedding for ``image``."""
+        return self.embedding is not None and self.embedding_key(image) == self.key
+
     def set_image(self, image: np.ndarray, progress: ProgressCallback | None = None) -> None:
-        """Compute the image embedding (skipped when this exact image is already set)."""
-        rgb = to_rgb_uint8(image)
-        key = image_key(rgb)
-        if key == self.key:
+        """Compute the image embedding (skipped when :meth:`has_embedding_for` it)."""
+        key = self.embedding_key(image)
+        if self.embedding is not None and key == self.key:
             return
+        rgb = to_rgb_uint8(image)
         torch = self._torch
         resized = self.transform.apply_image(rgb)
         x = torch.as_tensor(resized, device=self.device).permute(2, 0, 1)[None].float()
@@ -117,9 +159,14 @@ class SamSession:
         finally:
             for h in handles:
                 h.remove()
+        from napari_samphase.core.sam.fast_decoder import LogitFrame
+
         self.original_size = rgb.shape[:2]
         self.input_size = resized.shape[:2]
         self.decoder.prepare(emb)
+        self.frame = LogitFrame(
+            tuple(self.decoder.low_res_size), self.img_size, self.input_size, self.original_size
+        )
         self.embedding, self.image, self.key = emb, rgb, key
 
     def embedding_array(self) -> np.ndarray:
@@ -166,13 +213,13 @@ class SamSession:
         return PromptResult(mask.cpu().numpy(), float(iou[idx]), idx)
 
     def upsample(self, low):
-        from napari_samphase.core.sam.fast_decoder import upsample_logits
-
-        return upsample_logits(low, self.input_size, self.original_size, self.img_size)
+        """Low-res logits (B x M x h x w) -> image size, as SAM's ``postprocess_masks``."""
+        self._require_image()
+        return self.frame.upsample(low)
 
     # -- segment everything ------------------------------------------------------------
     def segment_everything(self, image=None, progress: ProgressCallback | None = None, **kw):
-        """Whole-image instance masks; see :func:`everything.segment_everything`."""
+        """Whole-image instance masks; see :func:`amg.segment_everything`."""
         from napari_samphase.core.sam.amg import segment_everything
 
         if image is not None:

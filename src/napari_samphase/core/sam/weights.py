@@ -13,6 +13,24 @@ ASSETS = Path(__file__).resolve().parents[2] / "assets"
 CACHE_ENV = "SAMPHASE_CACHE_DIR"
 
 
+def os_error(exc: OSError, path, action: str = "read") -> CheckpointError:
+    """A one-line error that keeps the file system's reason and the path: a folder
+    we may not write to is not "offline", an unreadable file is not "corrupted"."""
+    where = exc.filename or path
+    if isinstance(exc, PermissionError):
+        return CheckpointError(f"permission denied: cannot {action} {where}")
+    return CheckpointError(f"cannot {action} {where}: {exc.strerror or exc}")
+
+
+@contextlib.contextmanager
+def file_errors(path, action: str = "read"):
+    """Raise :func:`os_error` for file-system errors inside the block."""
+    try:
+        yield
+    except OSError as exc:
+        raise os_error(exc, path, action) from None
+
+
 def cache_dir() -> Path:
     env = os.environ.get(CACHE_ENV)
     if env:
@@ -54,10 +72,15 @@ def _verified(path: Path, sha: str) -> bool:
 
 
 def is_cached(name: str) -> bool:
+    """True if ``name``'s checkpoint is on disk and verified (False if it cannot be
+    read: loading it then says why)."""
     spec = get_spec(name)
-    if spec.url is None:
-        return (ASSETS / spec.filename).is_file()
-    return _verified(cache_dir() / spec.filename, spec.sha256)
+    try:
+        if spec.url is None:
+            return (ASSETS / spec.filename).is_file()
+        return _verified(cache_dir() / spec.filename, spec.sha256)
+    except OSError:
+        return False
 
 
 class _CallbackBar:
@@ -86,9 +109,11 @@ def download(name: str, progress=None) -> Path:
     if spec.url is None:
         return ASSETS / spec.filename
     target = cache_dir() / spec.filename
-    if _verified(target, spec.sha256):
-        return target
+    with file_errors(target):
+        if _verified(target, spec.sha256):
+            return target
     import pooch
+    import requests
 
     bar = True if progress is None else _CallbackBar(progress, f"downloading {spec.filename}")
     pooch.get_logger().setLevel("WARNING")  # our own progress bar says what is happening
@@ -106,12 +131,15 @@ def download(name: str, progress=None) -> Path:
         raise CheckpointError(
             f"downloaded {spec.filename} does not match its SHA-256 ({exc}); try again"
         ) from None
-    except Exception as exc:
+    except requests.RequestException as exc:  # network (an OSError too: caught first)
         raise CheckpointError(
             f"cannot download {spec.filename} from {spec.url} ({type(exc).__name__}). "
             f"Offline? Download it by hand and put it at {target}, "
             f"or pass its path with --checkpoint."
         ) from None
+    except OSError as exc:  # the cache folder: permissions, disk full, read-only
+        err = os_error(exc, target.parent, "write into")
+        raise CheckpointError(f"{err} (the download cache; {CACHE_ENV} picks another)") from None
     _verified(Path(path), spec.sha256)
     return Path(path)
 
@@ -123,20 +151,25 @@ def resolve_checkpoint(
     spec = get_spec(name)
     if checkpoint is not None:
         path = Path(checkpoint).expanduser()
-        if not path.is_file():
-            raise CheckpointError(f"checkpoint {path} does not exist")
+        with file_errors(path):
+            if not path.is_file():
+                raise CheckpointError(f"checkpoint {path} does not exist")
         return path
     if spec.url is None:
         path = ASSETS / spec.filename
-        if not path.is_file():
-            raise CheckpointError(f"bundled checkpoint {path} is missing; reinstall the package")
-        # Hashed every time (a few MB): nothing is ever written into the installed package.
-        if sha256sum(path) != spec.sha256:
-            raise CheckpointError(f"bundled checkpoint {path} is corrupted (SHA-256 mismatch)")
+        with file_errors(path):
+            if not path.is_file():
+                raise CheckpointError(
+                    f"bundled checkpoint {path} is missing; reinstall the package"
+                )
+            # Hashed every time (a few MB): nothing is ever written into the package.
+            if sha256sum(path) != spec.sha256:
+                raise CheckpointError(f"bundled checkpoint {path} is corrupted (SHA-256 mismatch)")
         return path
     target = cache_dir() / spec.filename
-    if _verified(target, spec.sha256):
-        return target
+    with file_errors(target):
+        if _verified(target, spec.sha256):
+            return target
     if target.exists():
         # A partial or corrupted file: never load it; fetch a fresh copy when allowed.
         if not fetch:
