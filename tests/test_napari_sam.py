@@ -250,3 +250,33 @@ def test_prompts_and_preview_sit_on_a_scaled_image(make_napari_viewer, qtbot, cl
     assert len(prompts.data) == 1 and np.abs(prompts.data[0] - (r, c)).max() <= 1.5
     assert _iou(np.asarray(preview.data) > 0, truth.instances == pid) >= 0.7
     assert preview.get_value(image.data_to_world((r, c)), world=True) == 1
+
+
+def test_thresholds_refilter_the_last_run_without_the_decoder(loaded, qtbot, monkeypatch):
+    """Segment everything decodes once; "Apply thresholds" re-filters those outputs
+    (no decoder pass) and equals a fresh run with the same thresholds."""
+    from napari_samphase._napari.phase_mapper import MASKS
+    from napari_samphase.core.image.labels import clean_segmentation
+    from napari_samphase.core.sam.amg import segment_everything
+
+    viewer, w, truth = loaded
+    w.pps.setValue(16)
+    w.run_segment_everything()
+    qtbot.waitUntil(lambda: not w.runner.busy, timeout=300_000)
+    n_default = len(np.unique(viewer.layers[MASKS].data)) - 1
+    session = w.mapper.session
+    calls = []
+    monkeypatch.setattr(session.decoder, "transformer", lambda *a, **k: calls.append(1))
+    w.iou_thresh.setValue(0.7)
+    w.stab_thresh.setValue(0.9)
+    w.run_apply_thresholds()
+    qtbot.waitUntil(lambda: not w.runner.busy, timeout=60_000)
+    strict = np.asarray(viewer.layers[MASKS].data)
+    assert calls == [], "re-filtering must not run the decoder"
+    assert 0 < len(np.unique(strict)) - 1 < n_default
+    monkeypatch.undo()
+    fresh = segment_everything(session, 16, 0.7, 0.9, min_area=w.min_area.value())
+    expected = clean_segmentation(fresh, truth.image, min_area=w.min_area.value())
+    assert np.array_equal(strict, expected.labels)
+    viewer.layers[MASKS].undo()  # one Ctrl+Z brings the default-threshold masks back
+    assert len(np.unique(viewer.layers[MASKS].data)) - 1 == n_default

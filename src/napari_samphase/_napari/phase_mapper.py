@@ -107,6 +107,7 @@ class PhaseMapper:
     def __init__(self, viewer) -> None:
         self.viewer = viewer
         self.session = None
+        self.generator = None  # the last segment-everything's decoder outputs
         self.session_key = None
         self._image_layer = None
         # Bumped whenever the image changes (another layer, or its data replaced), so
@@ -328,13 +329,36 @@ class PhaseMapper:
         return new_id
 
     # -- segment everything --------------------------------------------------------------
-    def compute_everything(self, progress=None, **options):
-        """Worker-safe: segment the whole image with the loaded SAM, masks cleaned up as
-        the SAM proposer does (rings and halos dropped, borders redrawn from the image)."""
+    def compute_everything(
+        self,
+        progress=None,
+        points_per_side=32,
+        pred_iou_thresh=None,
+        stability_thresh=None,
+        min_area=0,
+    ):
+        """Worker-safe: segment the whole image with the loaded SAM. The decoder runs
+        once (``AutomaticMaskGenerator.initialize``); :meth:`compute_regenerate` then
+        applies other thresholds without it. Masks are cleaned up as the SAM proposer
+        does (rings and halos dropped, borders redrawn from the image)."""
+        from napari_samphase.core.sam.amg import AutomaticMaskGenerator
+
+        session = self.ensure_embedding(progress)
+        self.generator = AutomaticMaskGenerator(session, points_per_side).initialize(progress)
+        return self.compute_regenerate(pred_iou_thresh, stability_thresh, min_area, progress)
+
+    def compute_regenerate(
+        self, pred_iou_thresh=None, stability_thresh=None, min_area=0, progress=None
+    ):
+        """Worker-safe: the last segment-everything's masks under other thresholds (None:
+        the model's), from the decoder outputs kept by its ``initialize``."""
         from napari_samphase.core.image.labels import clean_segmentation
 
-        seg = self.ensure_embedding(progress).segment_everything(progress=progress, **options)
-        return clean_segmentation(seg, self.image(), min_area=options.get("min_area", 0))
+        gen = self.generator
+        if gen is None or gen.session is not self.session or not self.embedding_is_current():
+            raise InputError("run segment everything on this image first")
+        seg = gen.generate(pred_iou_thresh, stability_thresh, min_area=min_area, progress=progress)
+        return clean_segmentation(seg, self.image(), min_area=min_area)
 
     def compute_proposal(self, proposer: str, progress=None, **options):
         from napari_samphase.core.proposers import segment

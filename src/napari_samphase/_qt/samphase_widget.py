@@ -11,6 +11,7 @@ from qtpy.QtWidgets import (
     QButtonGroup,
     QCheckBox,
     QComboBox,
+    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QGroupBox,
@@ -122,7 +123,7 @@ class SamphaseWidget(QWidget):
         root.addWidget(box)
 
         box = QGroupBox("Segment everything")
-        row = QHBoxLayout(box)
+        row = QHBoxLayout()
         self.pps = QSpinBox()
         self.pps.setRange(4, 128)
         self.pps.setValue(32)
@@ -142,6 +143,25 @@ class SamphaseWidget(QWidget):
         row.addWidget(self.min_area)
         row.addWidget(self.everything_btn)
         row.addWidget(self.cancel_btn)
+        # Thresholds re-filter the last run's decoder outputs: no decoder pass again.
+        row2 = QHBoxLayout()
+        self.iou_thresh = QDoubleSpinBox()
+        self.stab_thresh = QDoubleSpinBox()
+        for spin, label in ((self.iou_thresh, "pred. IoU "), (self.stab_thresh, "stability ")):
+            spin.setRange(0.0, 1.0)
+            spin.setSingleStep(0.05)
+            spin.setPrefix(label)
+            spin.setSpecialValueText(f"{label}model default")  # at 0.0: the model's own
+        self.regen_btn = QPushButton("Apply thresholds")
+        self.regen_btn.setToolTip("re-filter the last segment-everything without the decoder")
+        self.regen_btn.clicked.connect(self.run_apply_thresholds)
+        row2.addWidget(self.iou_thresh)
+        row2.addWidget(self.stab_thresh)
+        row2.addWidget(self.regen_btn)
+        outer = QVBoxLayout()
+        outer.addLayout(row)
+        outer.addLayout(row2)
+        box.setLayout(outer)
         root.addWidget(box)
 
         box = QGroupBox("Phases")
@@ -241,7 +261,7 @@ class SamphaseWidget(QWidget):
 
     def _set_busy(self, busy: bool):
         self.cancel_btn.setEnabled(busy)
-        for w in (self.load_btn, self.everything_btn, self.phases_btn):
+        for w in (self.load_btn, self.everything_btn, self.regen_btn, self.phases_btn):
             w.setEnabled(not busy)
 
     def _guard(self, fn, *args):
@@ -289,14 +309,27 @@ class SamphaseWidget(QWidget):
             )
         choice = self.choice()
         pps, min_area = self.pps.value(), self.min_area.value()
+        iou, stab = self._thresholds()
 
         def work(progress):
             self.mapper.load_model(choice, progress=progress)
-            return self.mapper.compute_everything(
-                progress=progress, points_per_side=pps, min_area=min_area
-            )
+            return self.mapper.compute_everything(progress, pps, iou, stab, min_area)
 
         return self.runner.run(work, self.mapper.apply_segmentation, "segment everything")
+
+    def _thresholds(self):
+        """(pred IoU, stability); None where the box shows "model default" (0.0)."""
+        return tuple(s.value() or None for s in (self.iou_thresh, self.stab_thresh))
+
+    def run_apply_thresholds(self):
+        """The last segment-everything's masks under the thresholds now set (no decoder)."""
+        iou, stab = self._thresholds()
+        min_area = self.min_area.value()
+        return self.runner.run(
+            lambda p: self.mapper.compute_regenerate(iou, stab, min_area, p),
+            self.mapper.apply_segmentation,
+            "thresholds",
+        )
 
     def run_find_phases(self):
         """Cluster the current masks into phases (re-clustering keeps hand assignments)."""
