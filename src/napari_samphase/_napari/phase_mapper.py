@@ -398,6 +398,7 @@ class PhaseMapper:
         :func:`core.phases.modes.map_phases` ("auto" clusters the masks layer as its
         masks candidate and keeps the best-scoring map). Feature sets with the SAM
         embedding use (and if needed compute) the current image's embedding."""
+        from napari_samphase.core.image.labels import prompt_points
         from napari_samphase.core.phases.clustering import find_phases
         from napari_samphase.core.phases.features import embedding_for, needs_embedding
 
@@ -414,13 +415,8 @@ class PhaseMapper:
         labels = np.asarray(layer.data)
         present = set(np.unique(labels).tolist())
         fixed = {m: p for m, p in self.fixed.items() if m in present}  # edited away: dropped
-        points = None
-        feats = layer.features
-        if "point_row" in feats and len(feats) == len(present - {0}):
-            order = np.argsort(np.asarray(feats["id"]))
-            points = np.stack(
-                [np.asarray(feats["point_row"])[order], np.asarray(feats["point_col"])[order]], 1
-            )
+        feats = layer.features  # stale after a brush edit: then no prompt points
+        points = prompt_points(feats) if len(feats) == len(present - {0}) else None
         result = find_phases(
             self.image(),
             labels,

@@ -11,3 +11,10 @@ class InputError(SamphaseError, ValueError):
 
 class CheckpointError(SamphaseError):
     """A model checkpoint that is missing, corrupted or cannot be downloaded."""
+
+
+def check_choice(value, choices, what: str):
+    """``value`` if it is one of ``choices``; else one :class:`InputError` naming them."""
+    if value not in choices:
+        raise InputError(f"{what} must be one of {', '.join(choices)}, not {value!r}")
+    return value

@@ -54,6 +54,15 @@ class Segmentation:
         write_table_csv(self.table, path)
 
 
+def prompt_points(table) -> np.ndarray | None:
+    """Each mask's prompt point (row, col) in order of mask id, from a per-mask table
+    (dict of columns or a DataFrame such as ``layer.features``); None without one."""
+    if "point_row" not in table or not len(table["id"]):
+        return None
+    order = np.argsort(np.asarray(table["id"]), kind="stable")
+    return np.stack([np.asarray(table["point_row"]), np.asarray(table["point_col"])], 1)[order]
+
+
 def check_labels(labels: np.ndarray, shape: tuple[int, ...] | None = None) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.ndim != 2:

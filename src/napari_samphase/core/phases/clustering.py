@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from napari_samphase.core.errors import InputError
+from napari_samphase.core.errors import InputError, check_choice
 from napari_samphase.core.image.convert import check_image, to_gray_float
 from napari_samphase.core.image.labels import check_labels, surrounding_mask
 from napari_samphase.core.phases.features import compute_features, group_weights, standardize
@@ -32,9 +32,7 @@ N_INIT = 16
 
 def check_background(mode: str) -> str:
     """``mode`` if it is one of :data:`BACKGROUND_MODES`; one clear error otherwise."""
-    if mode not in BACKGROUND_MODES:
-        raise InputError(f"background must be one of {', '.join(BACKGROUND_MODES)}, not {mode!r}")
-    return mode
+    return check_choice(mode, BACKGROUND_MODES, "background")
 
 
 @dataclass

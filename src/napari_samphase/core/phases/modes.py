@@ -19,8 +19,9 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from napari_samphase.core.errors import InputError
+from napari_samphase.core.errors import InputError, check_choice
 from napari_samphase.core.image.convert import check_image
+from napari_samphase.core.image.labels import prompt_points
 from napari_samphase.core.phases.clustering import PhaseResult, find_phases
 from napari_samphase.core.phases.features import standardize
 from napari_samphase.core.phases.pixels import map_pixels, pixel_features, sample_pixels
@@ -56,9 +57,6 @@ def _run_masks(
     seg = segmentation
     if seg is None:
         seg = segment(image, proposer, progress=progress, **(proposer_options or {}))
-    points = None
-    if "point_row" in seg.table and len(seg.table["id"]):
-        points = np.stack([seg.table["point_row"], seg.table["point_col"]], 1)
     if background is None:  # the method's convention where the proposer leaves a matrix
         background = "class" if (seg.labels == 0).any() else "ignore"
     return find_phases(
@@ -68,7 +66,7 @@ def _run_masks(
         features=features,
         background=background,
         k_range=k_range,
-        points=points,
+        points=prompt_points(seg.table),
         embedding=embedding,
         seed=seed,
     )
@@ -137,9 +135,7 @@ SCORE_SAMPLE = 2000
 
 def check_mode(mode: str) -> str:
     """``mode`` if it names a phase mode or "auto"; one clear error otherwise."""
-    if mode not in MODE_NAMES:
-        raise InputError(f"phase mode must be one of {', '.join(MODE_NAMES)}, not {mode!r}")
-    return mode
+    return check_choice(mode, MODE_NAMES, "phase mode")
 
 
 @dataclass
