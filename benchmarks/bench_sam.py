@@ -498,6 +498,12 @@ def parse_args():
     )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument(
+        "--grids",
+        default=None,
+        help="comma-separated grid sizes (default 16,32; --quick: 16); a run that leaves "
+        "out 32 says so in the goals table",
+    )
+    p.add_argument(
         "--write",
         action=argparse.BooleanOptionalAction,
         help="write docs/benchmarks.md (default: yes, except with --quick)",
@@ -517,6 +523,8 @@ def parse_args():
 def configs(args):
     """(vit_b speed configs, demo configs timed, demo configs for agreement only)."""
     grids = (16,) if args.quick else (16, 32)
+    if args.grids:
+        grids = tuple(int(g) for g in args.grids.split(","))
     reps, warm = args.repeats, True
     vit_size = (256, 256) if args.quick else (512, 512)
     vit_img = micrograph(vit_size, 0)
