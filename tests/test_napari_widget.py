@@ -140,7 +140,9 @@ def test_errors_become_notifications_not_tracebacks(widget, qtbot):
     assert "error" in w.info.text()
 
 
-def test_undo_of_label_edits_survives_reclustering(widget, qtbot):
+def _sample_with_threshold_masks(widget, qtbot):
+    """The sample micrograph segmented by the weight-free threshold proposer; its
+    masks layer."""
     from napari_samphase._napari.phase_mapper import MASKS
     from napari_samphase._napari.sample_data import synthetic_micrograph
 
@@ -150,7 +152,12 @@ def test_undo_of_label_edits_survives_reclustering(widget, qtbot):
     w.model_combo.setCurrentText("threshold (no weights)")
     w.run_segment_everything()
     _wait(qtbot, w)
-    masks = viewer.layers[MASKS]
+    return viewer.layers[MASKS]
+
+
+def test_undo_of_label_edits_survives_reclustering(widget, qtbot):
+    viewer, w = widget
+    masks = _sample_with_threshold_masks(widget, qtbot)
     before = np.asarray(masks.data).copy()
     victim = int(before[before > 0][0])
     masks.selected_label = victim
@@ -278,16 +285,8 @@ def test_assign_outside_the_image_says_so_and_never_wraps(widget):
 
 
 def test_segment_everything_can_be_undone(widget, qtbot):
-    from napari_samphase._napari.phase_mapper import MASKS
-    from napari_samphase._napari.sample_data import synthetic_micrograph
-
     viewer, w = widget
-    data, meta, _ = synthetic_micrograph()[0]
-    viewer.add_image(data, **meta)
-    w.model_combo.setCurrentText("threshold (no weights)")
-    w.run_segment_everything()
-    _wait(qtbot, w)
-    masks = viewer.layers[MASKS]
+    masks = _sample_with_threshold_masks(widget, qtbot)
     first = np.asarray(masks.data).copy()
     w.model_combo.setCurrentText("watershed, dark + bright particles (no weights)")
     w.run_segment_everything()
