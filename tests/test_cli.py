@@ -316,3 +316,25 @@ def test_unknown_phase_mode_is_one_line(sample, tmp_path, capsys):
     )  # fmt: skip
     assert code == 1 and "phase mode" in err and "pixels" in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("mode", ["pixels", "intensity", "masks"])
+def test_mask_phases_table_describes_the_written_masks(sample, tmp_path, capsys, mode):
+    """Every mask of NAME_labels.tif has one row in NAME_mask_phases.csv, and its phase
+    is the phase most of its pixels have in NAME_phases.tif, whatever the phase mode
+    (the pixel modes make their own regions; the table must not list those ids)."""
+    import csv
+
+    path, _ = sample
+    out = tmp_path / mode
+    code, _, err = _segment_phases(capsys, path, out, "--phase-mode", mode)
+    assert code == 0, err
+    labels = tifffile.imread(out / "a_labels.tif")
+    phases = tifffile.imread(out / "a_phases.tif")
+    with open(out / "a_mask_phases.csv") as fh:
+        rows = {int(r["id"]): int(r["phase"]) for r in csv.DictReader(fh)}
+    ids = np.unique(labels[labels > 0])
+    assert sorted(rows) == ids.tolist()
+    for i in ids:
+        majority = np.bincount(phases[labels == i]).argmax()
+        assert rows[int(i)] == majority, (i, rows[int(i)], majority)

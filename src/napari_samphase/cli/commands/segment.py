@@ -41,7 +41,7 @@ def write_results(tmp: Path, stem: str, image, seg, k, args, session=None) -> st
         return line
     from napari_samphase.core.image.io import write_table_csv
     from napari_samphase.core.outputs.render import phase_overlay
-    from napari_samphase.core.outputs.report import phase_table_of, save_report
+    from napari_samphase.core.outputs.report import mask_phase_table, phase_table_of, save_report
     from napari_samphase.core.phases.modes import map_phases
 
     # The masks mode clusters the masks made above; "auto" also tries the pixel modes
@@ -57,9 +57,7 @@ def write_results(tmp: Path, stem: str, image, seg, k, args, session=None) -> st
     write_png(tmp / f"{stem}_phase_overlay.png", phase_overlay(image, result.phase_labels))
     table = phase_table_of(result, image)
     save_report(table, tmp / f"{stem}_phase_table.csv", tmp / f"{stem}_phase_fractions.png")
-    per_mask = {"id": result.mask_ids, "phase": result.phase_of_mask}
-    per_mask.update({n: result.features[:, j] for j, n in enumerate(result.feature_names)})
-    write_table_csv(per_mask, tmp / f"{stem}_mask_phases.csv")
+    write_table_csv(mask_phase_table(seg.labels, result), tmp / f"{stem}_mask_phases.csv")
     fr = ", ".join(
         f"{'bg' if p == 0 else p}: {f:.1f}%"
         for p, f in zip(table["phase"], table["area_fraction"], strict=True)

@@ -52,3 +52,25 @@ def save_report(table, out_csv: str | Path, out_png: str | Path | None = None) -
     write_table_csv(table, out_csv)
     if out_png is not None:
         fraction_chart(table["phase"], table["area_fraction"], out_png)
+
+
+def mask_phase_table(labels: np.ndarray, result) -> dict[str, np.ndarray]:
+    """One row per mask of ``labels``: its id, phase and (where the phases were found
+    by clustering these masks) the features they were clustered on.
+
+    The pixel modes make their own regions, and the masks mode may add background
+    masks: a mask's phase is then the phase most of its pixels have, so the table
+    always describes ``labels``, the masks that are written beside it.
+    """
+    labels = np.asarray(labels)
+    ids = np.unique(labels[labels > 0])
+    same = np.array_equal(np.where(labels > 0, result.labels, 0), labels)
+    if same and np.isin(ids, result.mask_ids).all():
+        order = np.argsort(result.mask_ids)
+        rows = order[np.searchsorted(result.mask_ids[order], ids)]
+        table = {"id": ids, "phase": result.phase_of_mask[rows]}
+        table.update({n: result.features[rows, j] for j, n in enumerate(result.feature_names)})
+        return table
+    votes = np.zeros((int(labels.max(initial=0)) + 1, int(result.phase_labels.max()) + 1))
+    np.add.at(votes, (labels.ravel(), result.phase_labels.ravel()), 1)
+    return {"id": ids, "phase": votes[ids].argmax(1).astype(np.int64)}
