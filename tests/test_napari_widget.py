@@ -427,3 +427,32 @@ def test_pixel_phase_mode_maps_texture_phases_and_its_components_become_the_mask
     hit = w.click(100, 100)
     assert not hit.is_background
     assert hit.phase == int(np.asarray(viewer.layers[PHASES].data)[100, 100])
+
+
+def test_mask_features_follow_undo_redo_and_painting(widget, qtbot):
+    """layer.features is the contract with other plugins: it must describe the masks
+    on screen after Ctrl+Z, Ctrl+Shift+Z and a brush stroke, not the masks before."""
+    viewer, w = widget
+    masks = _sample_with_threshold_masks(widget, qtbot)
+    first = np.asarray(masks.data).copy()
+    w.model_combo.setCurrentText("watershed, dark + bright particles (no weights)")
+    w.run_segment_everything()
+    _wait(qtbot, w)
+    second = np.asarray(masks.data).copy()
+
+    def ids_of(labels):
+        return np.unique(labels[labels > 0]).tolist()
+
+    def areas_of(labels):
+        return np.bincount(labels.ravel())[ids_of(labels)].tolist()
+
+    assert ids_of(first) != ids_of(second) or areas_of(first) != areas_of(second)
+    masks.undo()
+    assert masks.features["index"].tolist() == ids_of(first)
+    assert masks.features["area"].tolist() == areas_of(first)
+    masks.redo()
+    assert masks.features["index"].tolist() == ids_of(second)
+    new_id = int(second.max()) + 1
+    masks.brush_size = 5
+    masks.paint((3, 3), new_id)
+    assert masks.features["index"].tolist()[-1] == new_id

@@ -20,6 +20,7 @@ from psygnal import Signal
 from napari_samphase._napari._triton_guard import block_triton
 from napari_samphase.core.errors import InputError
 from napari_samphase.core.outputs.render import phase_color
+from napari_samphase.core.sam.session import image_key
 
 block_triton()  # before anything in this process imports torch
 
@@ -31,6 +32,9 @@ PROMPTS, PREVIEW, MASKS, PHASES, BOXES = (
     "same-phase boxes",
 )
 POSITIVE, NEGATIVE = "lime", "red"
+# A Labels layer named IMAGE + one of these holds the masks of Image layer IMAGE (to
+# train on); the current image's masks are also the MASKS layer the widget fills.
+MASKS_SUFFIXES = (" masks", "_masks", " labels", "_labels")
 # What a derived layer copies from the image layer so both map data to world alike.
 TRANSFORM = ("scale", "translate", "rotate", "shear", "affine", "units")
 
@@ -80,6 +84,16 @@ class PhaseRun:
         return cls(result, query, boxes)
 
 
+def layer_image(layer) -> np.ndarray:
+    """The 2D (or RGB) pixels of an Image layer (the finest level of a multiscale one)."""
+    data = np.asarray(layer.data if not layer.multiscale else layer.data[0])
+    if layer.rgb:
+        return data
+    if data.ndim != 2:
+        raise InputError(f"layer {layer.name!r} is {data.ndim}D: pick a 2D image")
+    return data
+
+
 def boxes_name(phase: int) -> str:
     return f"{BOXES}: phase {phase}"
 
@@ -121,6 +135,8 @@ class PhaseMapper:
         self._boxes: dict = {}  # phase -> Shapes layer of its members' boxes
         self._shown_boxes = None  # the phase whose boxes are opaque
         self._hid_masks = False  # a highlight hid the masks layer: show it again after
+        self._watched_masks = None  # the masks layer whose edits refresh its features
+        self._features_key = None  # content key of the masks the features describe
 
     # -- image and model -----------------------------------------------------------------
     @property
@@ -153,12 +169,7 @@ class PhaseMapper:
         layer = self.image_layer
         if layer is None:
             raise InputError("choose an image layer first")
-        data = np.asarray(layer.data if not layer.multiscale else layer.data[0])
-        if layer.rgb:
-            return data
-        if data.ndim != 2:
-            raise InputError(f"layer {layer.name!r} is {data.ndim}D: pick a 2D image")
-        return data
+        return layer_image(layer)
 
     def load_model(self, choice: ModelChoice, progress=None):
         """Load (or reuse) the SAM model. Worker-safe."""
@@ -268,7 +279,60 @@ class PhaseMapper:
         return layer
 
     def masks_layer(self):
-        return self._labels_layer(MASKS)
+        layer = self._labels_layer(MASKS)
+        if layer is not self._watched_masks:
+            # Undo/redo and brush strokes change the pixels without telling us; undo
+            # only refreshes the layer (set_data), painting emits paint.
+            for event in (layer.events.set_data, layer.events.paint, layer.events.visible):
+                event.connect(self._masks_edited)
+            self._watched_masks = layer
+        return layer
+
+    def _masks_edited(self, event=None) -> None:
+        """Keep ``masks.features`` describing the masks on screen (a hash of the
+        pixels decides: about 15 ms for 2048 x 2048; the table only when they changed)."""
+        layer = self._watched_masks
+        if layer is None or layer not in self.viewer.layers:
+            return
+        if image_key(np.asarray(layer.data)) != self._features_key:
+            self._refresh_features()
+
+    # -- training data -------------------------------------------------------------------
+    def training_sources(self) -> dict[str, str]:
+        """Image layer name -> the Labels layer holding its masks, for every open 2D image
+        with one of its size: "IMAGE masks" (or ``MASKS_SUFFIXES``), else for the current
+        image the MASKS layer."""
+        from napari.layers import Image, Labels
+
+        layers = self.viewer.layers
+        found = {}
+        for image in [ly for ly in layers if isinstance(ly, Image)]:
+            names = [image.name + suffix for suffix in MASKS_SUFFIXES]
+            if image is self.image_layer:
+                names.append(MASKS)
+            try:
+                shape = layer_image(image).shape[:2]
+            except InputError:  # a stack: not a training image
+                continue
+            for name in names:
+                masks = layers[name] if name in layers else None  # noqa: SIM401
+                if isinstance(masks, Labels) and np.shape(masks.data) == shape:
+                    found[image.name] = name
+                    break
+        return found
+
+    def training_data(self, names) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """(image name, image, masks) copies for the images ``names`` (main thread: edits
+        made while a worker trains on them do not reach it)."""
+        sources = self.training_sources()
+        missing = [n for n in names if n not in sources]
+        if missing:
+            raise InputError(f"image {missing[0]!r} has no masks layer of its size")
+        layers = self.viewer.layers
+        return [
+            (n, np.array(layer_image(layers[n])), np.array(layers[sources[n]].data))
+            for n in names
+        ]
 
     # -- clicks to SAM -------------------------------------------------------------------
     def add_prompt(self, row: float, col: float, positive: bool = True, preview: bool = True):
@@ -378,8 +442,10 @@ class PhaseMapper:
         from napari_samphase.core.image.labels import table_from_labels
 
         layer = self.masks_layer()
+        data = np.asarray(layer.data)
         if table is None:
-            table = table_from_labels(np.asarray(layer.data))
+            table = table_from_labels(data)
+        self._features_key = image_key(data)
         feats = {"index": table["id"], **table}
         if self.result is not None and len(table["id"]):
             feats["phase"] = self.result.phase_of(table["id"])
