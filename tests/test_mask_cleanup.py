@@ -209,3 +209,24 @@ def test_the_sam_proposer_cleans_up_unless_told_not_to():
     assert cleaned.n_masks == 2 and seg.n_masks == 3
     raw = make_proposer("sam", session=_Session(seg), clean=False).propose(image)
     assert raw is seg
+
+
+def test_clean_up_reports_its_steps_and_can_be_cancelled():
+    """The clean-up takes seconds on large images: it reports each step in one unit
+    (steps of the clean-up) and a callback raising Cancelled stops it."""
+    from napari_samphase.core.progress import Cancelled
+
+    seg = segmentation([disk(20), disk(8, (10, 10)), box(40, 40, 60, 60)], [0.9, 0.9, 0.9])
+    image = np.where(disk(20), 200, 50).astype(np.uint8)
+    calls = []
+    clean_segmentation(seg, image, min_area=4, progress=lambda d, t, m: calls.append((d, t, m)))
+    assert calls, "no progress reported"
+    assert [d for d, _, _ in calls] == list(range(1, len(calls) + 1))
+    assert {t for _, t, _ in calls} == {len(calls)}
+    assert all(m.startswith("mask clean-up") for _, _, m in calls)
+
+    def cancel(done, total, message):
+        raise Cancelled("stop")
+
+    with pytest.raises(Cancelled):
+        clean_segmentation(seg, image, progress=cancel)

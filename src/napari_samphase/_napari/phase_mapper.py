@@ -422,7 +422,7 @@ class PhaseMapper:
         if gen is None or gen.session is not self.session or not self.embedding_is_current():
             raise InputError("run segment everything on this image first")
         seg = gen.generate(pred_iou_thresh, stability_thresh, min_area=min_area, progress=progress)
-        return clean_segmentation(seg, self.image(), min_area=min_area)
+        return clean_segmentation(seg, self.image(), min_area=min_area, progress=progress)
 
     def compute_proposal(self, proposer: str, progress=None, **options):
         from napari_samphase.core.proposers import segment

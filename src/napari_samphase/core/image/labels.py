@@ -9,6 +9,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from napari_samphase.core.errors import InputError
+from napari_samphase.core.progress import ProgressCallback, report
 
 COLUMNS = (
     "id",
@@ -419,6 +420,7 @@ def clean_segmentation(
     ring_width: float = RING_WIDTH,
     edge_band: int = EDGE_PX,
     min_area: int = 0,
+    progress: ProgressCallback | None = None,
 ) -> Segmentation:
     """Segment-everything's masks cleaned up for phases.
 
@@ -437,22 +439,36 @@ def clean_segmentation(
     ring_width: the thickest ring removed, in px (0: none).
     edge_band: how far from a border pixels may move, in px (0: no redrawing).
     min_area: smallest mask kept, in px.
+    progress: ``(done, total, message)`` after each step (seconds each on large
+    images); it may raise ``Cancelled`` between steps.
     """
+    redraw = image is not None and edge_band > 0
+    total = 1 + 2 * redraw + (min_area > 0)
+    done = 0
+
+    def step(name):
+        nonlocal done
+        done += 1
+        report(progress, done, total, f"mask clean-up: {name}")
 
     def without_rings(labels):
         rings = find_rings(labels, seg.masks, ring_width) if ring_width > 0 else {}
         return drop_rings(labels, rings)
 
     labels = without_rings(seg.labels)
-    if image is not None and edge_band > 0:
+    step("rings")
+    if redraw:
         before = labels
         labels = refine_edges(before, image, edge_band)
+        step("borders")
         # a mask whose pixels the image gave to a neighbour was a rim of that one
         labels = without_rings(drop_rings(labels, _shrunk(before, labels)))
+        step("rims")
     if min_area > 0:
         area = np.bincount(labels.ravel())
         small = np.nonzero((area > 0) & (area < min_area))[0]
         labels = drop_rings(labels, {int(i): () for i in small if i > 0})
+        step("small masks")
     if np.array_equal(labels, seg.labels):
         return seg
     labels, old = renumber(labels)

@@ -68,4 +68,6 @@ class SamProposer:
         )
         if not self.clean:
             return seg
-        return clean_segmentation(seg, image, self.ring_width, self.edge_band, self.min_area)
+        return clean_segmentation(
+            seg, image, self.ring_width, self.edge_band, self.min_area, progress=progress
+        )
