@@ -1,12 +1,17 @@
 """Building a registered model, loading its weights, saving our own checkpoints.
 
 Official SAM checkpoints are plain state dicts. Checkpoints this package writes
-(:func:`save_checkpoint`, e.g. after fine-tuning) carry the architecture and the
-segment-everything thresholds that suit the weights::
+(:func:`save_checkpoint`, e.g. after fine-tuning) carry the architecture, the
+segment-everything thresholds that suit the weights, the input adapter the weights
+include (:mod:`.adapter`; attached again on loading) and a hash of the weights
+(checked on loading), plus whatever the caller adds (here, a fine-tuning run's)::
 
     {"model": state_dict,
      "samphase": {"format": 1, "architecture": "vit_b",
-                  "pred_iou_thresh": 0.86, "stability_thresh": 0.92, ...}}
+                  "pred_iou_thresh": 0.86, "stability_thresh": 0.92,
+                  "adapter": "gray", "weights_sha256": "3f9c...",
+                  "base_sha256": "ec2d...", "config": {...},
+                  "training_data": [...], "metrics": {...}}}
 
 Both load with ``torch.load(weights_only=True)``: the metadata holds plain values only,
 and a file holding pickled Python objects is refused, never unpickled.
@@ -14,6 +19,7 @@ and a file holding pickled Python objects is refused, never unpickled.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import warnings
@@ -21,6 +27,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from napari_samphase.core.errors import CheckpointError, InputError
+from napari_samphase.core.sam.adapter import ADAPTERS, adapter_name, attach_adapter
 from napari_samphase.core.sam.registry import Thresholds, get_spec
 from napari_samphase.core.sam.weights import (
     file_errors,
@@ -31,7 +38,7 @@ from napari_samphase.core.sam.weights import (
 
 CHECKPOINT_FORMAT = 1
 META_KEY = "samphase"
-_RESERVED = ("format", "architecture", *Thresholds.names())
+_RESERVED = ("format", "architecture", *Thresholds.names(), "adapter", "weights_sha256")
 _PLAIN = (str, int, float, bool, type(None))
 
 
@@ -91,7 +98,18 @@ def load_model(
         raise CheckpointError(
             f"{path} was saved for architecture {arch!r}, which this version does not know"
         ) from None
-    sam = spec.build()
+    recorded = meta.get("weights_sha256")
+    if recorded is not None and recorded != weights_sha256(state):
+        raise CheckpointError(
+            f"{path}: the weights do not match their recorded hash: the file was altered or damaged"
+        )
+    kind = meta.get("adapter", "none")
+    if not isinstance(kind, str) or kind not in ADAPTERS:
+        raise CheckpointError(
+            f"{path} uses input adapter {kind!r}, which this version does not know "
+            f"(it knows {', '.join(ADAPTERS)})"
+        )
+    sam = attach_adapter(spec.build(), kind)  # before loading: its weights are in state
     try:
         sam.load_state_dict(state)
     except Exception as exc:
@@ -189,6 +207,23 @@ def _pickled_object(path: Path, exc: Exception) -> str | None:
     return None
 
 
+def weights_sha256(state_dict: dict) -> str:
+    """SHA-256 over a state dict's tensors: for each name in sorted order, the name,
+    dtype, shape and raw bytes. Independent of the device, the dict's order and the
+    file format; changes with any weight."""
+    import torch
+
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        # raw bytes via uint8 (numpy has no bfloat16); reshape(-1) makes it contiguous
+        flat = tensor.cpu().reshape(-1)
+        if flat.numel():
+            digest.update(flat.view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
 def _thresholds(meta: dict, default: Thresholds, path) -> Thresholds:
     try:
         given = {k: float(meta[k]) for k in Thresholds.names() if meta.get(k) is not None}
@@ -215,7 +250,9 @@ def save_checkpoint(
         architecture's defaults.
     **metadata
         More plain values (str, numbers, bool, None, lists and dicts of them) to keep,
-        e.g. the training data and epochs.
+        e.g. the training data and epochs. Set here, never by the caller: ``format``,
+        ``architecture``, the thresholds, ``adapter`` (``sam``'s input adapter) and
+        ``weights_sha256`` (:func:`weights_sha256` of the saved weights).
     """
     import torch
 
@@ -223,17 +260,20 @@ def save_checkpoint(
     clash = sorted(set(metadata) & set(_RESERVED))
     if clash:
         raise InputError(f"metadata may not set {', '.join(clash)}: they are set here")
+    state = sam.state_dict()
     meta = {
         "format": CHECKPOINT_FORMAT,
         "architecture": spec.name,
         **asdict(thresholds or spec.thresholds),
+        "adapter": adapter_name(sam),
+        "weights_sha256": weights_sha256(state),
         **metadata,
     }
     meta = _plain(meta, "metadata")
     path = Path(path)
     part = path.with_name(path.name + ".part")
     with file_errors(path, "write"):
-        torch.save({"model": sam.state_dict(), META_KEY: meta}, part)
+        torch.save({"model": state, META_KEY: meta}, part)
         os.replace(part, path)
     return path
 

@@ -12,6 +12,7 @@ import numpy as np
 from napari_samphase.core.errors import InputError
 from napari_samphase.core.image.convert import to_rgb_uint8
 from napari_samphase.core.progress import Cancelled, ProgressCallback, report
+from napari_samphase.core.sam.adapter import encoder_input
 from napari_samphase.core.sam.registry import Thresholds
 
 
@@ -138,7 +139,6 @@ class SamSession:
         torch = self._torch
         resized = self.transform.apply_image(rgb)
         x = torch.as_tensor(resized, device=self.device).permute(2, 0, 1)[None].float()
-        x = self.sam.preprocess(x)
         blocks = self.sam.image_encoder.blocks
         handles = []
         if progress is not None:  # per-block progress; a callback may cancel between blocks
@@ -154,8 +154,11 @@ class SamSession:
             else nullcontext()
         )
         try:
-            with torch.inference_mode(), autocast:
-                emb = self.sam.image_encoder(x).float()
+            with torch.inference_mode():
+                # input adapter (if any) and normalisation in fp32, outside autocast
+                x = encoder_input(self.sam, x)
+                with autocast:
+                    emb = self.sam.image_encoder(x).float()
         finally:
             for h in handles:
                 h.remove()
