@@ -45,6 +45,8 @@ def test_segment_superpixels_with_phases_writes_everything(sample, tmp_path, cap
             "a_phase_table.csv",
             "a_phase_fractions.png",
             "a_mask_phases.csv",
+            "a_panoptic.png",
+            "a_panoptic.json",
         ]
     )
     labels = tifffile.imread(res / "a_labels.tif")
@@ -59,6 +61,14 @@ def test_segment_superpixels_with_phases_writes_everything(sample, tmp_path, cap
     assert table[0] == "phase,color,area_fraction,count,mean_intensity"
     assert len(table) == 1 + 4  # matrix + 3 particle phases, no unlabelled background
     assert "4 phases" in out
+    from napari_samphase.core.outputs.panoptic import phase_and_instance, read_panoptic
+
+    panoptic_phases, instances = phase_and_instance(
+        read_panoptic(res / "a_panoptic.png", res / "a_panoptic.json")
+    )
+    assert np.array_equal(panoptic_phases, phases)  # one map: the phases and ...
+    for i in np.unique(instances[instances > 0])[:20]:  # ... each particle, from a mask
+        assert len(np.unique(labels[instances == i])) == 1
 
 
 def test_proposer_options_reach_the_watershed(sample, tmp_path, capsys):

@@ -40,6 +40,11 @@ def write_results(tmp: Path, stem: str, image, seg, k, args, session=None) -> st
     if k is None:
         return line
     from napari_samphase.core.image.io import write_table_csv
+    from napari_samphase.core.outputs.panoptic import (
+        panoptic_files,
+        panoptic_from_phases,
+        write_panoptic,
+    )
     from napari_samphase.core.outputs.render import phase_overlay
     from napari_samphase.core.outputs.report import mask_phase_table, phase_table_of, save_report
     from napari_samphase.core.phases.modes import map_phases
@@ -58,6 +63,9 @@ def write_results(tmp: Path, stem: str, image, seg, k, args, session=None) -> st
     table = phase_table_of(result, image)
     save_report(table, tmp / f"{stem}_phase_table.csv", tmp / f"{stem}_phase_fractions.png")
     write_table_csv(mask_phase_table(seg.labels, result), tmp / f"{stem}_mask_phases.csv")
+    # phases and particles in one map: the background phase is stuff, masks are things
+    panoptic = panoptic_from_phases(result.phase_labels, seg.labels)
+    write_panoptic(panoptic, *panoptic_files(tmp, stem), file_name=f"{stem}.png")
     fr = ", ".join(
         f"{'bg' if p == 0 else p}: {f:.1f}%"
         for p, f in zip(table["phase"], table["area_fraction"], strict=True)
