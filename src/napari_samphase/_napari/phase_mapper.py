@@ -330,8 +330,7 @@ class PhaseMapper:
             raise InputError(f"image {missing[0]!r} has no masks layer of its size")
         layers = self.viewer.layers
         return [
-            (n, np.array(layer_image(layers[n])), np.array(layers[sources[n]].data))
-            for n in names
+            (n, np.array(layer_image(layers[n])), np.array(layers[sources[n]].data)) for n in names
         ]
 
     # -- clicks to SAM -------------------------------------------------------------------

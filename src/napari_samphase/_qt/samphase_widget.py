@@ -29,6 +29,7 @@ from qtpy.QtWidgets import (
 
 from napari_samphase._napari.phase_mapper import ModelChoice, PhaseMapper
 from napari_samphase._qt.phase_chart import PhaseChart
+from napari_samphase._qt.train_section import TrainSection
 from napari_samphase._qt.workers import Cancelled, TaskRunner
 from napari_samphase.core.device import DEVICE_CHOICES
 from napari_samphase.core.errors import SamphaseError
@@ -205,6 +206,8 @@ class SamphaseWidget(QWidget):
         export = QPushButton("Export table (CSV + chart PNG)…")
         export.clicked.connect(self._export_dialog)
         root.addWidget(export)
+        self.train = TrainSection(self)
+        root.addWidget(self.train)
         root.addStretch()
         self._model_changed(self.model_combo.currentText())
 
@@ -225,6 +228,7 @@ class SamphaseWidget(QWidget):
     def _image_chosen(self, name: str):
         layers = self.viewer.layers
         self.mapper.image_layer = layers[name] if name in layers else None  # noqa: SIM401
+        self.train.refresh()  # the masks layer goes with the current image
 
     def _model_changed(self, name: str):
         from napari_samphase.core.sam.weights import is_cached
@@ -238,6 +242,11 @@ class SamphaseWidget(QWidget):
         path, _ = QFileDialog.getOpenFileName(self, "SAM checkpoint", "", "*.pth *.pt")
         if path:
             self.checkpoint.setText(path)
+
+    def select_checkpoint(self, architecture: str, path) -> None:
+        """Show ``path`` (of ``architecture``) as the model in use, e.g. after training."""
+        self.model_combo.setCurrentText(architecture)
+        self.checkpoint.setText(str(path))
 
     def choice(self) -> ModelChoice:
         return ModelChoice(
@@ -263,6 +272,7 @@ class SamphaseWidget(QWidget):
         self.cancel_btn.setEnabled(busy)
         for w in (self.load_btn, self.everything_btn, self.regen_btn, self.phases_btn):
             w.setEnabled(not busy)
+        self.train.set_busy(busy)
 
     def _guard(self, fn, *args):
         try:

@@ -6,6 +6,8 @@ samphase segment IMAGE... --out DIR [--model vit_b] [--proposer sam|watershed|..
 samphase download --model vit_b
 samphase evaluate --pred DIR --truth DIR [--semantic|--instance] [--out FILE]
 samphase sample OUT.png
+samphase train sam IMAGES LABELS --out FT.pth [--base demo-synthetic|vit_b|PATH]
+                   [--mode decoder|full] [--epochs N] [--semantic] [--resume] ...
 """
 
 from __future__ import annotations

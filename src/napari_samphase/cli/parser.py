@@ -108,6 +108,69 @@ def parse_k(value: str | None):
     return k
 
 
+# ``samphase train sam`` option -> (SamTrainConfig field, type, help); the defaults are
+# read from the dataclass so the command line cannot drift from the Python API.
+TRAIN_SAM_OPTIONS = {
+    "--base": ("base", str, "model to start from: a registered name or a checkpoint path"),
+    "--mode": ("mode", str, "decoder (encoders frozen, embeddings cached) or full"),
+    "--encoder-blocks": (
+        "encoder_blocks",
+        int,
+        "decoder mode: also train the last N image-encoder blocks",
+    ),
+    "--adapter": ("adapter", str, "none, or gray: a learned 1 -> 3 channel input adapter"),
+    "--epochs": ("epochs", int, "passes over the training images"),
+    "--max-minutes": (
+        "max_minutes",
+        float,
+        "stop after this long, keeping the best epoch (default: no limit)",
+    ),
+    "--val-fraction": ("val_fraction", float, "share of the images held out for validation"),
+    "--lr": ("lr", float, "learning rate (Adam)"),
+    "--patience": ("patience", int, "stop after N epochs without a better val loss (0: never)"),
+    "--device": ("device", str, "auto, cpu, cuda or mps"),
+    "--seed": ("seed", int, "seed of the split, the prompts and the augmentation"),
+}
+
+
+def _add_train_sam_args(p: argparse.ArgumentParser) -> None:
+    from dataclasses import fields
+
+    from napari_samphase.core.training.sam_trainer import SamTrainConfig
+
+    defaults = {f.name: f.default for f in fields(SamTrainConfig)}
+    p.add_argument("images", type=Path, help="folder of images (or one image file)")
+    p.add_argument(
+        "labels",
+        type=Path,
+        help="folder of label images matched to the images by file stem (or one file)",
+    )
+    p.add_argument("--out", required=True, type=Path, help="the fine-tuned checkpoint (.pth)")
+    for option, (name, kind, text) in TRAIN_SAM_OPTIONS.items():
+        default = defaults[name]
+        shown = "" if default is None else f" (default: {default})"
+        metavar = {int: "N", float: "X", str: "NAME"}[kind]
+        p.add_argument(
+            option, dest=name, type=kind, default=default, metavar=metavar, help=text + shown
+        )
+    p.add_argument(
+        "--semantic",
+        action="store_true",
+        help="labels are class maps: each connected region of a class is one object",
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="continue the run whose checkpoint is --out"
+    )
+
+
+def _add_train_args(sub) -> None:
+    """``samphase train MODEL``: one sub-subcommand per trainable model."""
+    p = sub.add_parser("train", help="fine-tune a model on your own labelled images")
+    models = p.add_subparsers(dest="train_model", required=True, metavar="MODEL")
+    p = models.add_parser("sam", help="fine-tune SAM on images and their masks")
+    _add_train_sam_args(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from napari_samphase import __version__
 
@@ -156,4 +219,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, default=None, help="CSV file (default: PRED/evaluation.csv)")
     p.set_defaults(kind="semantic")
+
+    _add_train_args(sub)
     return parser

@@ -7,6 +7,7 @@ from napari_samphase.cli.commands.download import cmd_download
 from napari_samphase.cli.commands.evaluate import cmd_evaluate
 from napari_samphase.cli.commands.sample import cmd_sample
 from napari_samphase.cli.commands.segment import cmd_segment
+from napari_samphase.cli.commands.train import cmd_train
 
 COMMANDS = {
     "segment": cmd_segment,
@@ -14,4 +15,5 @@ COMMANDS = {
     "download": cmd_download,
     "sample": cmd_sample,
     "evaluate": cmd_evaluate,
+    "train": cmd_train,
 }
