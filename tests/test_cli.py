@@ -348,3 +348,51 @@ def test_mask_phases_table_describes_the_written_masks(sample, tmp_path, capsys,
     for i in ids:
         majority = np.bincount(phases[labels == i]).argmax()
         assert rows[int(i)] == majority, (i, rows[int(i)], majority)
+
+
+def test_evaluate_panoptic(sample, tmp_path, capsys):
+    """PQ of a prediction equal to the truth is 1; without one particle, that phase
+    loses exactly one true positive to a false negative (COCO's counting)."""
+    import csv
+
+    from napari_samphase.core.evaluation.panoptic import panoptic_quality
+    from napari_samphase.core.outputs.panoptic import panoptic_from_phases
+
+    _, m = sample
+    truth, pred = tmp_path / "truth", tmp_path / "pred"
+    truth.mkdir()
+    pred.mkdir()
+    tifffile.imwrite(truth / "a_phases.tif", m.phases.astype(np.uint8))
+    tifffile.imwrite(truth / "a_labels.tif", m.instances.astype(np.uint16))
+    # the prediction's phase ids are permuted, as an unsupervised clustering's are
+    perm = np.array([0, 2, 3, 1], np.uint8)[: int(m.phases.max()) + 1]
+    tifffile.imwrite(pred / "a_phases.tif", perm[m.phases])
+    tifffile.imwrite(pred / "a_labels.tif", m.instances.astype(np.uint16))
+    out_csv = tmp_path / "pq.csv"
+    code, out, err = _run(
+        capsys, "evaluate", "--pred", pred, "--truth", truth, "--panoptic", "--out", out_csv
+    )
+    assert code == 0, err
+    with open(out_csv) as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["image"] for r in rows] == ["a", "all"]
+    assert float(rows[0]["pq"]) == pytest.approx(1.0)
+    assert "pq" in out.splitlines()[0]
+
+    gone = int(np.unique(m.instances)[5])
+    phases = np.where(m.instances == gone, 0, m.phases)
+    tifffile.imwrite(pred / "a_phases.tif", perm[phases])
+    tifffile.imwrite(pred / "a_labels.tif", np.where(m.instances == gone, 0, m.instances))
+    code, _, err = _run(
+        capsys, "evaluate", "--pred", pred, "--truth", truth, "--panoptic", "--out", out_csv
+    )
+    assert code == 0, err
+    with open(out_csv) as fh:
+        row = next(csv.DictReader(fh))
+    expected = panoptic_quality(
+        panoptic_from_phases(phases, np.where(m.instances == gone, 0, m.instances)),
+        panoptic_from_phases(m.phases, m.instances),
+    )
+    assert int(row["fn"]) == 1 and int(row["fp"]) == 0
+    assert float(row["pq"]) == pytest.approx(expected["pq"], abs=1e-4)
+    assert float(row["pq"]) < 1.0

@@ -217,6 +217,15 @@ def build_parser() -> argparse.ArgumentParser:
         const="instance",
         help="instance labels: precision/recall/F1 at IoU 0.5, COCO AP, DSB 2018 score",
     )
+    kind.add_argument(
+        "--panoptic",
+        action="store_const",
+        dest="kind",
+        const="panoptic",
+        help="phases and particles together: panoptic quality PQ = SQ x RQ (COCO), "
+        "per image and over all images; truth: NAME_panoptic.png + .json, or "
+        "NAME_phases (+ NAME_labels) with phase 0 as stuff",
+    )
     p.add_argument("--out", type=Path, default=None, help="CSV file (default: PRED/evaluation.csv)")
     p.set_defaults(kind="semantic")
 

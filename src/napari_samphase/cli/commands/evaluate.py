@@ -54,12 +54,50 @@ def _instance_columns(pred, truth) -> dict:
 COLUMNS = {"semantic": _semantic_columns, "instance": _instance_columns}
 
 
-def cmd_evaluate(args) -> int:
-    from napari_samphase.core.image.io import read_labels, write_table_csv
+PQ_COLUMNS = ("pq", "sq", "rq", "pq_th", "pq_st", "tp", "fp", "fn")
 
-    for d in (args.pred, args.truth):
-        if not d.is_dir():
-            raise InputError(f"{d} is not a folder")
+
+def _panoptic_rows(pred_dir: Path, truth_dir: Path) -> list[dict]:
+    """One row per image, and "all": PQ from the TP/FP/FN and IoUs added up over every
+    image (as COCO does), not the mean of the image rows."""
+    from napari_samphase.core.evaluation.panoptic import panoptic_quality_of_phases
+    from napari_samphase.core.outputs.panoptic import (
+        load_panoptic,
+        panoptic_stems,
+        read_phase_instance,
+    )
+
+    rows, counts = [], []
+    for stem in panoptic_stems(truth_dir):
+        pred = read_phase_instance(pred_dir, stem)
+        if pred is None:
+            continue
+        m = panoptic_quality_of_phases(*pred, load_panoptic(truth_dir, stem))
+        counts.append(m["counts"])
+        rows.append(
+            {
+                "image": stem,
+                **{c: m[c] for c in PQ_COLUMNS},
+                "unmatched_phases": len(m["unmatched"]),
+            }
+        )
+    if not rows:
+        raise InputError(
+            f"no prediction in {pred_dir} matches a ground truth in {truth_dir} (expected "
+            "NAME_panoptic.png + .json or NAME_phases.tif in both)"
+        )
+    total = sum(counts[1:], counts[0]).summary()
+    unmatched = sum(r["unmatched_phases"] for r in rows)
+    rows.append(
+        {"image": "all", **{c: total[c] for c in PQ_COLUMNS}, "unmatched_phases": unmatched}
+    )
+    return rows
+
+
+def _file_rows(args) -> list[dict]:
+    """Semantic or instance rows, and their mean."""
+    from napari_samphase.core.image.io import read_labels
+
     truths = sorted(
         p for p in args.truth.iterdir() if p.suffix.lower() in (".png", ".tif", ".tiff")
     )
@@ -74,10 +112,22 @@ def cmd_evaluate(args) -> int:
     for truth_path, pred_path in pairs:
         truth, pred = read_labels(truth_path), read_labels(pred_path)
         rows.append({"image": truth_path.stem, **COLUMNS[args.kind](pred, truth)})
-    cols = list(rows[0])
     mean = {"image": "mean"}
-    mean.update({c: float(np.mean([r[c] for r in rows])) for c in cols[1:]})
-    rows.append(mean)
+    mean.update({c: float(np.mean([r[c] for r in rows])) for c in list(rows[0])[1:]})
+    return [*rows, mean]
+
+
+def cmd_evaluate(args) -> int:
+    from napari_samphase.core.image.io import write_table_csv
+
+    for d in (args.pred, args.truth):
+        if not d.is_dir():
+            raise InputError(f"{d} is not a folder")
+    if args.kind == "panoptic":
+        rows = _panoptic_rows(args.pred, args.truth)
+    else:
+        rows = _file_rows(args)
+    cols = list(rows[0])
     table = {c: np.array([r[c] for r in rows]) for c in cols}
     out = args.out or (args.pred / "evaluation.csv")
     write_table_csv(table, out)
