@@ -116,6 +116,16 @@ def test_full_run_weight_free(widget, qtbot, tmp_path):
     assert lines[0] == "phase,color,area_fraction,count,mean_intensity"
     assert len(lines) == 1 + w.table.rowCount()
     assert (tmp_path / "phases.png").is_file()
+    # the panoptic map beside the table holds both layers: phase of every pixel, and
+    # each particle's pixels from one mask
+    from napari_samphase.core.outputs.panoptic import phase_and_instance, read_panoptic
+
+    pan_phase, pan_inst = phase_and_instance(
+        read_panoptic(tmp_path / "phases_panoptic.png", tmp_path / "phases_panoptic.json")
+    )
+    assert np.array_equal(pan_phase, np.asarray(phases.data))
+    for i in np.unique(pan_inst[pan_inst > 0]):
+        assert len(np.unique(np.asarray(masks.data)[pan_inst == i])) == 1
 
     w.set_mode("same phase")
     hit = w.click(rows[0], cols[0])
@@ -400,9 +410,7 @@ def test_progress_bars_count_the_reported_units(qtbot, monkeypatch):
     assert all(b not in napari.utils.progress._all_instances for b in made)  # closed
 
 
-def test_pixel_phase_mode_maps_texture_phases_and_its_components_become_the_masks(
-    widget, qtbot
-):
+def test_pixel_phase_mode_maps_texture_phases_and_its_components_become_the_masks(widget, qtbot):
     """Equal-gray lamellae: the widget's "pixels" and "auto" modes find the texture
     phases (the masks mode cannot), and the same-phase click works on the components."""
     from napari_samphase._napari.phase_mapper import MASKS, PHASES

@@ -12,6 +12,7 @@ units, so masks, prompts and boxes sit on a micrograph opened with a pixel size.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -626,5 +627,24 @@ class PhaseMapper:
         if self.table is None:
             raise InputError("find phases first")
         path = str(path)
-        png = path[:-4] + ".png" if path.lower().endswith(".csv") else None
-        save_report(self.table, path, png)
+        base = path[:-4] if path.lower().endswith(".csv") else path
+        save_report(self.table, path, base + ".png" if base != path else None)
+        self.export_panoptic(base)
+
+    def export_panoptic(self, base: str) -> None:
+        """``BASE_panoptic.png`` + ``.json`` (COCO panoptic) from the phases and masks
+        layers: the phase of every pixel, and each particle's segment from its mask."""
+        from napari_samphase.core.outputs.panoptic import (
+            panoptic_files,
+            panoptic_from_phases,
+            write_panoptic,
+        )
+
+        phases, masks = self._layer(PHASES), self._layer(MASKS)
+        if phases is None:
+            raise InputError("find phases first")
+        labels = None if masks is None else np.asarray(masks.data)
+        panoptic = panoptic_from_phases(np.asarray(phases.data), labels)
+        folder, stem = os.path.split(base)
+        name = self.image_layer.name if self.image_layer is not None else stem
+        write_panoptic(panoptic, *panoptic_files(folder or ".", stem), file_name=name)

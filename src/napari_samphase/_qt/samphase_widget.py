@@ -203,7 +203,7 @@ class SamphaseWidget(QWidget):
         root.addWidget(self.table)
         self.chart = PhaseChart()
         root.addWidget(self.chart)
-        export = QPushButton("Export table (CSV + chart PNG)…")
+        export = QPushButton("Export table (CSV + chart PNG + panoptic map)…")
         export.clicked.connect(self._export_dialog)
         root.addWidget(export)
         self.train = TrainSection(self)
