@@ -19,7 +19,10 @@ model is scored on the test images with the same prompts and thresholds:
   masks cleaned as in the CLI) vs the true instances: COCO AP50;
 - phases: those masks clustered into as many phases as the truth has classes
   (``--phase-mode masks``), mIoU after one-to-one matching; beside it the
-  weight-free watershed masks in the same run, and pixel-intensity k-means.
+  weight-free watershed masks in the same run, and pixel-intensity k-means;
+- PQ: panoptic quality (COCO counting, pooled over the test images) of those phases
+  and masks together: the truth's class 0 (matrix, background) is stuff, its
+  instances are things.
 
 nasa_super_ni: instances are the connected components of each gamma' class (the
 truth is a class map); dsb2018_nuclei: the given nucleus instances, phases =
@@ -123,36 +126,59 @@ def click_scores(session: SamSession, items, max_objects: int, min_object: int):
     }
 
 
+def pq_counts_of(phases, labels, instances, classes):
+    """Panoptic counts of one image: the truth's class 0 (matrix / background) is
+    stuff, its instances are things; predicted phases matched one-to-one first."""
+    from napari_samphase.core.evaluation.panoptic import panoptic_quality_of_phases
+    from napari_samphase.core.outputs.panoptic import panoptic_from_phases
+
+    truth = panoptic_from_phases(classes, instances, stuff=(0,))
+    return panoptic_quality_of_phases(phases, labels, truth)["counts"]
+
+
+def pooled_pq(counts) -> float:
+    """COCO's dataset PQ: counts added up over images."""
+    return float(sum(counts[1:], counts[0]).summary()["pq"])
+
+
 def everything_scores(session: SamSession, items, points_per_side: int):
-    """Segment everything -> AP50 vs instances and phases mIoU vs classes."""
+    """Segment everything -> AP50 vs instances, phases mIoU vs classes, and PQ."""
     proposer = make_proposer("sam", points_per_side=points_per_side, session=session)
-    ap50, miou, n_masks = [], [], []
+    ap50, miou, n_masks, few, pq = [], [], [], 0, []
     for _, image, instances, classes in items:
         seg = proposer.propose(image)
         n_masks.append(seg.n_masks)
         ap50.append(instance_metrics(seg.labels, instances)["coco_ap50"])
         k = int(classes.max()) + 1
-        phases = map_phases(image, k, mode="masks", segmentation=seg).phase_labels
+        if seg.n_masks >= k:
+            phases = map_phases(image, k, mode="masks", segmentation=seg).phase_labels
+        else:  # too few masks for k phases: one phase, scored as such
+            phases = np.zeros_like(classes)
+            few += 1
         miou.append(semantic_metrics(phases, classes, n_classes=k)["miou"])
+        pq.append(pq_counts_of(phases, seg.labels, instances, classes))
     return {
+        "PQ": pooled_pq(pq),
         "AP50": float(np.mean(ap50)),
         "phases mIoU": float(np.mean(miou)),
         "masks/image": float(np.mean(n_masks)),
+        "too few masks": few,
     }
 
 
 def baselines(items):
     from sklearn.cluster import KMeans
 
-    water, pix = [], []
-    for _, image, _, classes in items:
+    water, pix, pq = [], [], []
+    for _, image, instances, classes in items:
         k = int(classes.max()) + 1
-        w = map_phases(image, k, mode="masks").phase_labels  # watershed masks, no weights
-        water.append(semantic_metrics(w, classes, n_classes=k)["miou"])
+        w = map_phases(image, k, mode="masks")  # watershed masks, no weights
+        water.append(semantic_metrics(w.phase_labels, classes, n_classes=k)["miou"])
+        pq.append(pq_counts_of(w.phase_labels, w.labels, instances, classes))
         g = to_gray_float(image).reshape(-1, 1)
         p = KMeans(k, n_init=3, random_state=0).fit_predict(g).reshape(classes.shape)
         pix.append(semantic_metrics(p, classes, n_classes=k)["miou"])
-    return float(np.mean(water)), float(np.mean(pix))
+    return float(np.mean(water)), pooled_pq(pq), float(np.mean(pix))
 
 
 def run_set(name, items, args, out_dir: Path):
@@ -205,13 +231,15 @@ def run_set(name, items, args, out_dir: Path):
                 clicks["L1"],
                 every["AP50"],
                 every["phases mIoU"],
+                every["PQ"],
                 every["masks/image"],
+                every["too few masks"],
                 clicks["objects"],
             ]
         )
         print(rows[-1], flush=True)
-    water, pix = baselines(test)
-    return train, test, rows, cost, water, pix
+    water, water_pq, pix = baselines(test)
+    return train, test, rows, cost, (water, water_pq), pix
 
 
 def main() -> None:
@@ -246,7 +274,9 @@ def main() -> None:
         "COCO AP at IoU 0.5 of segment everything "
         f"({args.points_per_side}x{args.points_per_side} grid, the checkpoint's "
         "thresholds, masks cleaned). Phases mIoU: those masks clustered into as many "
-        "phases as the truth has classes (`--phase-mode masks`), one-to-one matching."
+        "phases as the truth has classes (`--phase-mode masks`), one-to-one matching. PQ: "
+        "panoptic quality of those phases and masks (class 0 stuff, instances things; "
+        "COCO counting pooled over the test images; `evaluate --panoptic`)."
     ]
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.sets.split(","):
@@ -266,14 +296,17 @@ def main() -> None:
                         "L1",
                         "AP50",
                         "phases mIoU",
+                        "PQ",
                         "masks/image",
+                        "images with < K masks",
                         "objects clicked",
                     ],
                     rows,
                 )
             )
             sections.append(
-                f"\nSame test images, no weights: watershed masks -> phases mIoU {water:.3f}; "
+                f"\nSame test images, no weights: watershed masks -> phases mIoU {water[0]:.3f}, "
+                f"PQ {water[1]:.3f}; "
                 f"pixel-intensity k-means {pix:.3f}.\n\nCost of each training run "
                 "(seconds per epoch: median over epochs, validation included; peak "
                 "resident memory of the whole process):\n"
