@@ -192,6 +192,7 @@ def run_set(name, items, args, out_dir: Path):
             base=args.base,
             epochs=args.epochs,
             max_minutes=args.max_minutes,
+            patience=args.patience,
             device=args.device,
             seed=0,
             **change,
@@ -249,6 +250,7 @@ def main() -> None:
     ap.add_argument("--base", default="demo-synthetic")
     ap.add_argument("--epochs", type=int, default=SamTrainConfig.epochs)
     ap.add_argument("--max-minutes", type=float, default=10.0)
+    ap.add_argument("--patience", type=int, default=SamTrainConfig.patience)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--objects", type=int, default=30, help="clicked objects per image")
     ap.add_argument("--min-object", type=int, default=30, help="smallest clicked object, px")
@@ -265,6 +267,7 @@ def main() -> None:
         "the numbers of a fine-tuned ViT-B). Split by image: even-numbered files train "
         "(20% of them validate, for early stopping), odd-numbered files test. "
         f"Every run: {args.epochs} epochs at most, at most {args.max_minutes:g} minutes, "
+        f"early stopping after {args.patience} epochs without a lower validation loss, "
         "seed 0, the trainer's defaults otherwise (Adam, lr 1e-4, cosine schedule, "
         "BCE + Dice and IoU-head MSE, point/box prompts with 2 corrective rounds, "
         "flips and 90-degree rotations). Click IoU: one click at the deepest point of "
