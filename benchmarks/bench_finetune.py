@@ -91,7 +91,7 @@ def click_scores(session: SamSession, items, max_objects: int, min_object: int):
     """One click per object: IoUs, and the foreground map's accuracy and L1."""
     import torch
 
-    ious, acc, l1 = [], [], []
+    ious, dices, acc, l1 = [], [], [], []
     rng = np.random.default_rng(0)
     for _, image, instances, _ in items:
         session.set_image(image)
@@ -103,7 +103,9 @@ def click_scores(session: SamSession, items, max_objects: int, min_object: int):
             target = instances == i
             r, c = deepest_point(target)
             result = session.predict([[r, c]])
-            ious.append((result.mask & target).sum() / max((result.mask | target).sum(), 1))
+            inter = (result.mask & target).sum()
+            ious.append(inter / max((result.mask | target).sum(), 1))
+            dices.append(2 * inter / max(result.mask.sum() + target.sum(), 1))
             # the same output's probabilities, for the method's L1
             coords = session.to_model_coords(np.array([[r, c]]))
             sparse = session.decoder.sparse(
@@ -120,6 +122,7 @@ def click_scores(session: SamSession, items, max_objects: int, min_object: int):
     return {
         "click IoU median": float(np.median(ious)) if ious else float("nan"),
         "click IoU mean": float(np.mean(ious)) if ious else float("nan"),
+        "click Dice mean": float(np.mean(dices)) if dices else float("nan"),
         "pixel acc.": float(np.mean(acc)),
         "L1": float(np.mean(l1)),
         "objects": len(ious),
@@ -228,6 +231,7 @@ def run_set(name, items, args, out_dir: Path):
                 label,
                 clicks["click IoU median"],
                 clicks["click IoU mean"],
+                clicks["click Dice mean"],
                 clicks["pixel acc."],
                 clicks["L1"],
                 every["AP50"],
@@ -295,6 +299,7 @@ def main() -> None:
                         "model",
                         "click IoU median",
                         "click IoU mean",
+                        "click Dice mean",
                         "pixel acc.",
                         "L1",
                         "AP50",
