@@ -113,6 +113,53 @@ def test_train_then_the_checkpoint_is_selected_loaded_and_embedded(widget, qtbot
     assert w.train.train_btn.isEnabled()
 
 
+def test_a_second_run_trains_from_the_first_into_a_new_file(widget, qtbot, cache_dir):
+    """Train twice with the default output: the second run starts from the first
+    run's checkpoint (now selected) and must not overwrite it, and the model in use
+    is the second run's."""
+    viewer, w = widget
+    w.train.epochs.setValue(1)
+    w.train.run_train()
+    _wait(qtbot, w)
+    first = Path(w.checkpoint.text())
+    assert first.is_file() and w.train.output.text() == ""
+    first_bytes = first.read_bytes()
+    w.train.run_train()
+    _wait(qtbot, w)
+    second = Path(w.checkpoint.text())
+    assert second.is_file() and second != first, w.info.text()
+    assert first.read_bytes() == first_bytes
+    assert w.mapper.session.checkpoint_id.startswith(f"{second}#")
+
+
+def test_output_may_not_overwrite_the_base_checkpoint(widget, qtbot, tmp_path):
+    viewer, w = widget
+    ft = tmp_path / "ft.pth"
+    w.train.epochs.setValue(1)
+    w.train.output.setText(str(ft))
+    w.train.run_train()
+    _wait(qtbot, w)
+    before = ft.read_bytes()
+    assert w.checkpoint.text() == str(ft)
+    w.train.run_train()  # output == the selected base: refused
+    _wait(qtbot, w)
+    assert ft.read_bytes() == before
+    assert "overwrite" in w.info.text()
+
+
+def test_a_rewritten_checkpoint_is_loaded_again(widget, qtbot, tmp_path):
+    """The model is reused while its checkpoint file is the same; a file rewritten at
+    the same path (a resumed or repeated run) is a different model."""
+    from napari_samphase._napari.phase_mapper import ModelChoice
+
+    a = ModelChoice("demo-synthetic", str(tmp_path / "x.pth"), "cpu")
+    (tmp_path / "x.pth").write_bytes(b"1")
+    key = a.key
+    assert a.key == key
+    os.utime(tmp_path / "x.pth", ns=(1, 1))
+    assert a.key != key
+
+
 def test_cancel_keeps_the_best_epoch(widget, qtbot, tmp_path):
     viewer, w = widget
     ft = tmp_path / "ft.pth"
@@ -135,8 +182,8 @@ def test_cancel_before_the_first_epoch_writes_nothing(widget, qtbot, cache_dir):
     viewer, w = widget
     w.train.run_train()
     w.runner.cancel()
-    out = Path(w.train.output.text())
-    assert out.parent == cache_dir / "fine-tuned" and out.name.startswith("demo-synthetic-")
+    out = w.train.last_output
+    assert out.parent == cache_dir / "fine-tuned" and out.name.startswith("demo-synthetic-ft-")
     _wait(qtbot, w)
     assert "cancelled" in w.info.text()
     assert not out.exists() and w.checkpoint.text() == ""

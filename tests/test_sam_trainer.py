@@ -277,3 +277,40 @@ def test_bad_data_raises_before_any_file(pairs, tmp_path):
     with pytest.raises(InputError, match="speck"):
         train_sam(pairs[:1] + bad, replace(FAST, val_fraction=0.0), tmp_path / "ft.pth")
     assert _files(tmp_path) == []
+
+
+def test_a_plain_checkpoint_base_uses_the_architecture_given(pairs, tmp_path):
+    """An official-style state dict has no metadata: config.architecture says what it
+    is (the default vit_b cannot hold demo-synthetic's weights)."""
+    from napari_samphase.core.errors import CheckpointError
+
+    plain = tmp_path / "plain.pth"
+    torch.save(load_model(DEMO_MODEL, device="cpu").sam.state_dict(), plain)
+    with pytest.raises(CheckpointError, match="vit_b"):
+        train_sam(pairs, replace(FAST, base=str(plain), architecture="vit_b"), tmp_path / "a.pth")
+    result = train_sam(
+        pairs, replace(FAST, base=str(plain), architecture=DEMO_MODEL), tmp_path / "b.pth"
+    )
+    assert load_model(checkpoint=result.checkpoint, device="cpu").architecture == DEMO_MODEL
+
+
+def test_a_loss_that_is_not_finite_is_an_error_not_a_best_epoch(pairs, tmp_path):
+    trainer = SamTrainer(replace(FAST, epochs=3))
+    trainer.validate = lambda samples: (float("nan"), 0.0)
+    with pytest.raises(InputError, match="not finite"):
+        trainer.fit(pairs, tmp_path / "a.pth")
+    assert not (tmp_path / "a.pth").exists()
+
+
+def test_two_images_with_one_name_are_refused(tmp_path):
+    from napari_samphase.core.image.io import write_png, write_tiff
+    from napari_samphase.core.training.data import pairs_from_folders
+
+    m = make_micrograph((64, 64), n_particles=4, seed=0)
+    (tmp_path / "img").mkdir()
+    (tmp_path / "lab").mkdir()
+    write_png(tmp_path / "img" / "a.png", m.image)
+    write_tiff(tmp_path / "img" / "a.tif", m.image)
+    write_tiff(tmp_path / "lab" / "a.tif", m.instances.astype(np.uint16))
+    with pytest.raises(InputError, match="a.png"):
+        pairs_from_folders(tmp_path / "img", tmp_path / "lab")

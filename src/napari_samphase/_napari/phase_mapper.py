@@ -48,7 +48,16 @@ class ModelChoice:
 
     @property
     def key(self):
-        return (self.model, self.checkpoint, self.device)
+        """What the loaded model depends on; a checkpoint file rewritten at the same
+        path (a repeated or resumed fine-tuning) is another model."""
+        stamp = None
+        if self.checkpoint:
+            try:
+                st = os.stat(self.checkpoint)
+                stamp = (st.st_size, st.st_mtime_ns)
+            except OSError:  # missing: loading it will say so
+                pass
+        return (self.model, self.checkpoint, self.device, stamp)
 
 
 @dataclass

@@ -43,7 +43,14 @@ def default_output(base: str) -> Path:
     from napari_samphase.core.sam.weights import cache_dir
 
     stem = Path(base).stem if base not in MODELS else base
-    return cache_dir() / "fine-tuned" / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}.pth"
+    stem = stem.split("-ft-")[0]  # a fine-tune of a fine-tune keeps the base's name
+    folder = cache_dir() / "fine-tuned"
+    path = folder / f"{stem}-ft-{time.strftime('%Y%m%d-%H%M%S')}.pth"
+    n = 1
+    while path.exists() or path.with_name(path.name + ".state").exists():
+        n += 1
+        path = path.with_name(f"{path.stem.split('.')[0]}.{n}.pth")
+    return path
 
 
 class TrainSection(QGroupBox):
@@ -54,6 +61,7 @@ class TrainSection(QGroupBox):
 
     def __init__(self, owner) -> None:
         super().__init__("Train")
+        self.last_output: Path | None = None  # the last run's checkpoint file
         self.owner = owner
         form = QFormLayout(self)
         self.images = QListWidget()
@@ -141,9 +149,10 @@ class TrainSection(QGroupBox):
         self.cancel_btn.setEnabled(busy)
 
     # -- training ----------------------------------------------------------------------
-    def config(self, base: str, device: str) -> SamTrainConfig:
+    def config(self, base: str, device: str, architecture: str = "vit_b") -> SamTrainConfig:
         return SamTrainConfig(
             base=base,
+            architecture=architecture,
             mode=self.mode.currentText(),
             adapter=self.adapter.currentText(),
             epochs=self.epochs.value(),
@@ -166,9 +175,19 @@ class TrainSection(QGroupBox):
             owner._error(exc)
             return None
         base = choice.checkpoint or choice.model
-        config = self.config(base, choice.device)
+        config = self.config(base, choice.device, choice.model)
+        # an empty field means a new file per run: a second run (from the first one's
+        # checkpoint, now selected) must not write over it
         out = Path(self.output.text()) if self.output.text() else default_output(base)
-        self.output.setText(str(out))
+        if choice.checkpoint and out.resolve() == Path(choice.checkpoint).resolve():
+            owner._error(
+                InputError(
+                    f"{out} is the checkpoint training starts from: it would overwrite "
+                    "it; choose another output file"
+                )
+            )
+            return None
+        self.last_output = out  # where this run writes (shown in the status line after)
         self.plot.clear(config.epochs)
 
         def work(progress):

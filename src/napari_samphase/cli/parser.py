@@ -112,6 +112,12 @@ def parse_k(value: str | None):
 # read from the dataclass so the command line cannot drift from the Python API.
 TRAIN_SAM_OPTIONS = {
     "--base": ("base", str, "model to start from: a registered name or a checkpoint path"),
+    "--architecture": (
+        "architecture",
+        str,
+        "what a --base checkpoint without our metadata is (an official or another tool's "
+        "state dict); ours name their own",
+    ),
     "--mode": ("mode", str, "decoder (encoders frozen, embeddings cached) or full"),
     "--encoder-blocks": (
         "encoder_blocks",

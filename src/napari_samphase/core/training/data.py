@@ -72,11 +72,20 @@ def match_label_files(images: Sequence[Path], labels: Sequence[Path]):
 
     found = {image: candidates(image) for image in images}
     taken = {q.resolve() for qs in found.values() for q in qs}
+    named: dict[str, list[Path]] = {}
+    for image in found:
+        if image.resolve() not in taken:
+            named.setdefault(image.stem, []).append(image)
     matched, problems = [], []
     for image, qs in found.items():
         if image.resolve() in taken:
             continue  # e.g. x_labels.tif beside x.tif
-        if not qs:
+        if len(named[image.stem]) > 1:  # labels, runs and resumes know images by name
+            problems.append(
+                f"{image}: another image has the name {image.stem!r} "
+                f"({', '.join(q.name for q in named[image.stem])}); rename one"
+            )
+        elif not qs:
             problems.append(f"{image}: no label file (expected {image.stem}.tif, _labels, ...)")
         elif len(qs) > 1:
             problems.append(f"{image}: several label files ({', '.join(q.name for q in qs)})")

@@ -86,6 +86,7 @@ class SamTrainConfig:
     """Everything a fine-tuning run depends on (saved in the checkpoint)."""
 
     base: str = "demo-synthetic"  # registered model name or a checkpoint path
+    architecture: str = "vit_b"  # of a base checkpoint that does not name its own
     mode: str = "decoder"  # decoder: encoders frozen, embeddings cached; full: all trains
     encoder_blocks: int = 0  # decoder mode: also train the last N image-encoder blocks
     adapter: str = "none"  # none | gray: learned 1 -> 3 channel input adapter
@@ -155,6 +156,9 @@ def check_config(config: SamTrainConfig) -> SamTrainConfig:
         raise InputError(f"iou_loss_weight must be >= 0, not {config.iou_loss_weight}")
     if config.max_minutes is not None and not config.max_minutes > 0:
         raise InputError(f"max_minutes must be positive, not {config.max_minutes}")
+    from napari_samphase.core.sam.registry import get_spec
+
+    get_spec(config.architecture)  # unknown -> InputError listing the models
     return config
 
 
@@ -178,8 +182,9 @@ def _resize_nearest(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return labels[rows[:, None], cols[None, :]]
 
 
-def _load_base(base: str, device):
-    """A registered model by name, or a checkpoint file (its own architecture wins)."""
+def _load_base(base: str, device, architecture: str = "vit_b"):
+    """A registered model by name, or a checkpoint file: its own architecture wins; a
+    plain state dict (an official or other tool's checkpoint) is ``architecture``."""
     from napari_samphase.core.sam.loading import load_model
     from napari_samphase.core.sam.registry import MODELS
 
@@ -190,7 +195,7 @@ def _load_base(base: str, device):
             f"base model {base!r} is neither a registered model ({', '.join(MODELS)}) "
             "nor a checkpoint file"
         )
-    return load_model("vit_b", checkpoint=base, device=device)
+    return load_model(architecture, checkpoint=base, device=device)
 
 
 def _trainable_decoder(sam, config) -> list[str]:
@@ -240,7 +245,11 @@ class SamTrainer:
         self.config = check_config(config)
         resolve_device(config.device)  # a bad device fails before the model loads
         self._seed()
-        self.model = model if model is not None else _load_base(config.base, config.device)
+        self.model = (
+            model
+            if model is not None
+            else _load_base(config.base, config.device, config.architecture)
+        )
         self.sam = self.model.sam
         self.device = next(self.sam.parameters()).device
         attach_adapter(self.sam, config.adapter)
@@ -588,9 +597,6 @@ class SamTrainer:
                         total,
                         f"epoch {epoch}/{cfg.epochs} loss {np.mean(losses):.3f}",
                     )
-                    if _out_of_time(cfg, t0):
-                        stopped = "time"
-                        break
                 val_loss, val_iou = self.validate(val)
                 rep = EpochReport(
                     epoch, float(np.mean(losses)), val_loss, val_iou, time.perf_counter() - t_epoch
@@ -598,6 +604,12 @@ class SamTrainer:
                 run.history.append(rep)
                 run.epoch = epoch
                 monitored = rep.train_loss if val_loss is None else val_loss
+                if not np.isfinite([rep.train_loss, monitored]).all():
+                    kept = f"; epoch {run.best_epoch} is kept in {out}" if run.best_epoch else ""
+                    raise InputError(
+                        f"the loss is not finite at epoch {epoch} (a learning rate too high "
+                        f"for these data? lr={cfg.lr:g}){kept}"
+                    )
                 if run.best_loss is None or monitored < run.best_loss:
                     run.best_loss, run.best_epoch, run.since_best = monitored, epoch, 0
                     self._save(out, data, run)
@@ -606,8 +618,6 @@ class SamTrainer:
                 self._save_state(state_path, run, train, val)
                 if on_epoch is not None:
                     on_epoch(rep)
-                if stopped == "time":
-                    break
                 if cfg.patience and run.since_best >= cfg.patience:
                     stopped = "early_stop"
                     break
@@ -798,8 +808,10 @@ def train_sam(
 
     Notes
     -----
-    One step is one training image. ``max_minutes`` ends the epoch at the next step
-    boundary: it is validated and reported like any other (with fewer steps).
+    One step is one training image. ``max_minutes`` is checked between epochs: the
+    epoch in which the time runs out is finished, so every epoch is whole and a
+    resumed run continues exactly where it stopped. A loss that is not finite stops
+    the run with an ``InputError`` (the best epoch before it, if any, stays in ``out``).
     ``stopped`` is ``"epochs"``, ``"early_stop"`` (``patience`` epochs without a
     better monitored loss), ``"time"`` or ``"cancelled"``.
     """
