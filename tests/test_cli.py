@@ -396,3 +396,31 @@ def test_evaluate_panoptic(sample, tmp_path, capsys):
     assert int(row["fn"]) == 1 and int(row["fp"]) == 0
     assert float(row["pq"]) == pytest.approx(expected["pq"], abs=1e-4)
     assert float(row["pq"]) < 1.0
+
+
+def test_stuff_phases_are_the_users_choice_and_the_same_in_every_image(sample, tmp_path, capsys):
+    import json
+
+    path, m = sample
+    out = tmp_path / "s"
+    code, _, err = _segment_phases(capsys, path, out, "--stuff", "1")
+    assert code == 0, err
+    cats = {
+        c["id"]: c["isthing"]
+        for c in json.loads((out / "a_panoptic.json").read_text())["categories"]
+    }
+    assert not cats[1] and all(cats[c] for c in cats if c != 1)  # COCO: isthing 0 or 1
+
+    # two truths, one without a single background pixel: phase 0 is stuff in both (it
+    # is absent from b), so the pooled row adds like with like
+    truth, pred = tmp_path / "truth", tmp_path / "pred"
+    truth.mkdir()
+    pred.mkdir()
+    full = np.where(m.phases == 0, 1, m.phases).astype(np.uint8)
+    for stem, phases in (("a", m.phases.astype(np.uint8)), ("b", full)):
+        tifffile.imwrite(truth / f"{stem}_phases.tif", phases)
+        tifffile.imwrite(truth / f"{stem}_labels.tif", m.instances.astype(np.uint16))
+        tifffile.imwrite(pred / f"{stem}_phases.tif", phases)
+        tifffile.imwrite(pred / f"{stem}_labels.tif", m.instances.astype(np.uint16))
+    code, _, err = _run(capsys, "evaluate", "--pred", pred, "--truth", truth, "--panoptic")
+    assert code == 0, err

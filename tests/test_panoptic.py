@@ -524,3 +524,15 @@ def test_match_phases_ignores_void_and_pq_of_phases_against_a_truth_file(tmp_pat
         pred, inst, read_panoptic(tmp_path / "t.png", tmp_path / "t.json")
     )
     assert m["pq"] == 1.0 and (m["tp"], m["fp"], m["fn"]) == (4, 0, 0)
+
+
+def test_counts_of_images_that_disagree_on_stuff_do_not_add_up():
+    """A category cannot be stuff in one image and things in another: the pooled PQ
+    would mix the two counts."""
+    from napari_samphase.core.evaluation.panoptic import PQCounts
+
+    a = PQCounts(tp={1: 1}, categories={1: {"name": "1", "isthing": True}})
+    b = PQCounts(tp={1: 1}, categories={1: {"name": "1", "isthing": False}})
+    with pytest.raises(InputError, match="stuff"):
+        a + b
+    assert (a + a).tp == {1: 2}

@@ -653,7 +653,8 @@ class PhaseMapper:
         if phases is None:
             raise InputError("find phases first")
         labels = None if masks is None else np.asarray(masks.data)
-        panoptic = panoptic_from_phases(np.asarray(phases.data), labels)
+        # the background phase is stuff, as the CLI's default --stuff
+        panoptic = panoptic_from_phases(np.asarray(phases.data), labels, stuff=(0,))
         folder, stem = os.path.split(base)
         name = self.image_layer.name if self.image_layer is not None else stem
         write_panoptic(panoptic, *panoptic_files(folder or ".", stem), file_name=name)

@@ -34,6 +34,32 @@ def _add_phase_args(p: argparse.ArgumentParser) -> None:
         "or clustered as masks",
     )
     p.add_argument("--seed", type=int, default=0)
+    _add_stuff_arg(p)
+
+
+def _add_stuff_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--stuff",
+        default="0",
+        metavar="IDS",
+        help="panoptic map: the phases that are 'stuff' (one region, no particles), "
+        "comma-separated, or 'none' (default: 0, the background/matrix class)",
+    )
+
+
+def parse_stuff(text: str) -> tuple[int, ...]:
+    """'0' / '0,3' / 'none' -> phase ids."""
+    if text.strip().lower() == "none":
+        return ()
+    try:
+        ids = tuple(int(t) for t in text.split(","))
+    except ValueError:
+        raise SamphaseError(
+            f"--stuff takes phase ids like 0 or 0,3 (or none), not {text!r}"
+        ) from None
+    if any(i < 0 for i in ids):
+        raise SamphaseError("--stuff: phase ids are 0 or more")
+    return ids
 
 
 def _add_proposer_args(p: argparse.ArgumentParser) -> None:
@@ -233,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
         "NAME_phases (+ NAME_labels) with phase 0 as stuff",
     )
     p.add_argument("--out", type=Path, default=None, help="CSV file (default: PRED/evaluation.csv)")
+    _add_stuff_arg(p)
     p.set_defaults(kind="semantic")
 
     _add_train_args(sub)

@@ -57,7 +57,7 @@ COLUMNS = {"semantic": _semantic_columns, "instance": _instance_columns}
 PQ_COLUMNS = ("pq", "sq", "rq", "pq_th", "pq_st", "tp", "fp", "fn")
 
 
-def _panoptic_rows(pred_dir: Path, truth_dir: Path) -> list[dict]:
+def _panoptic_rows(pred_dir: Path, truth_dir: Path, stuff: tuple[int, ...]) -> list[dict]:
     """One row per image, and "all": PQ from the TP/FP/FN and IoUs added up over every
     image (as COCO does), not the mean of the image rows."""
     from napari_samphase.core.evaluation.panoptic import panoptic_quality_of_phases
@@ -72,7 +72,8 @@ def _panoptic_rows(pred_dir: Path, truth_dir: Path) -> list[dict]:
         pred = read_phase_instance(pred_dir, stem)
         if pred is None:
             continue
-        m = panoptic_quality_of_phases(*pred, load_panoptic(truth_dir, stem))
+        # a truth phase map: the --stuff phases are stuff in every image alike
+        m = panoptic_quality_of_phases(*pred, load_panoptic(truth_dir, stem, stuff=stuff))
         counts.append(m["counts"])
         rows.append(
             {
@@ -124,7 +125,9 @@ def cmd_evaluate(args) -> int:
         if not d.is_dir():
             raise InputError(f"{d} is not a folder")
     if args.kind == "panoptic":
-        rows = _panoptic_rows(args.pred, args.truth)
+        from napari_samphase.cli.parser import parse_stuff
+
+        rows = _panoptic_rows(args.pred, args.truth, parse_stuff(args.stuff))
     else:
         rows = _file_rows(args)
     cols = list(rows[0])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from napari_samphase.cli.output import as_uint8_labels, commit_output, staged_output
-from napari_samphase.cli.parser import parse_k, parse_option
+from napari_samphase.cli.parser import parse_k, parse_option, parse_stuff
 from napari_samphase.cli.progress import TqdmProgress
 from napari_samphase.core.errors import InputError
 
@@ -63,8 +63,9 @@ def write_results(tmp: Path, stem: str, image, seg, k, args, session=None) -> st
     table = phase_table_of(result, image)
     save_report(table, tmp / f"{stem}_phase_table.csv", tmp / f"{stem}_phase_fractions.png")
     write_table_csv(mask_phase_table(seg.labels, result), tmp / f"{stem}_mask_phases.csv")
-    # phases and particles in one map: the background phase is stuff, masks are things
-    panoptic = panoptic_from_phases(result.phase_labels, seg.labels)
+    # phases and particles in one map: the --stuff phases (default the background) are
+    # stuff in every image alike, masks of the other phases are things
+    panoptic = panoptic_from_phases(result.phase_labels, seg.labels, stuff=parse_stuff(args.stuff))
     write_panoptic(panoptic, *panoptic_files(tmp, stem), file_name=f"{stem}.png")
     fr = ", ".join(
         f"{'bg' if p == 0 else p}: {f:.1f}%"
@@ -99,6 +100,7 @@ def cmd_segment(args) -> int:
     from napari_samphase.core.sam.registry import get_spec
 
     k = parse_k(args.phases)
+    parse_stuff(args.stuff)  # a bad value fails before any image is read
     if k is not None and needs_embedding(args.features) and args.proposer != "sam":
         raise InputError(EMBEDDING_NEEDED)
     if args.proposer == "sam":

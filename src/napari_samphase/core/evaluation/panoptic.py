@@ -48,6 +48,17 @@ class PQCounts:
     categories: dict[int, dict] = field(default_factory=dict)  # id -> name, isthing
 
     def __add__(self, other: PQCounts) -> PQCounts:
+        clash = [
+            c
+            for c in self.categories.keys() & other.categories.keys()
+            if bool(self.categories[c].get("isthing", True))
+            != bool(other.categories[c].get("isthing", True))
+        ]
+        if clash:
+            raise InputError(
+                f"category {clash[0]} is stuff in one image and things in another: choose "
+                "the stuff phases once for every image (e.g. --stuff)"
+            )
         out = PQCounts(categories={**other.categories, **self.categories})
         for name in ("tp", "fp", "fn", "iou"):
             a, b = getattr(self, name), getattr(other, name)
