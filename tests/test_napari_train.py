@@ -218,3 +218,19 @@ def test_screenshot_of_the_train_section(widget, qtbot, tmp_path, monkeypatch):
 
     pixels = read_array(out / SHOT)
     assert pixels.shape[0] > 200 and pixels.std() > 5
+
+
+def test_the_widget_masks_pair_only_with_the_image_they_were_made_on(widget):
+    """Masks made on m0 in the widget's own layer must not become m1's training labels
+    when the user switches to m1 (the same size) without renaming the layer."""
+    from napari_samphase._napari.phase_mapper import MASKS
+    from napari_samphase.core.image.labels import Segmentation, table_from_labels
+
+    viewer, w = widget
+    viewer.layers["m0 masks"].name = "m0 drawn"
+    labels = np.asarray(viewer.layers["m0 drawn"].data)
+    w.mapper.apply_segmentation(Segmentation(labels, table_from_labels(labels)))
+    assert w.mapper.training_sources()["m0"] == MASKS
+    viewer.layers["m1 masks"].name = "m1 drawn"  # m1 has no masks of its own now
+    w.image_combo.setCurrentText("m1")
+    assert w.mapper.training_sources() == {}

@@ -36,6 +36,8 @@ POSITIVE, NEGATIVE = "lime", "red"
 # A Labels layer named IMAGE + one of these holds the masks of Image layer IMAGE (to
 # train on); the current image's masks are also the MASKS layer the widget fills.
 MASKS_SUFFIXES = (" masks", "_masks", " labels", "_labels")
+# metadata key of the masks layer: the name of the image its masks were made on
+MADE_ON = "samphase_image"
 # What a derived layer copies from the image layer so both map data to world alike.
 TRANSFORM = ("scale", "translate", "rotate", "shear", "affine", "units")
 
@@ -290,6 +292,8 @@ class PhaseMapper:
 
     def masks_layer(self):
         layer = self._labels_layer(MASKS)
+        if self.image_layer is not None:  # whatever is written next is of this image
+            layer.metadata[MADE_ON] = self.image_layer.name
         if layer is not self._watched_masks:
             # Undo/redo and brush strokes change the pixels without telling us; undo
             # only refreshes the layer (set_data), painting emits paint.
@@ -320,13 +324,16 @@ class PhaseMapper:
             names = [image.name + suffix for suffix in MASKS_SUFFIXES]
             if image is self.image_layer:
                 names.append(MASKS)
-            try:
-                shape = layer_image(image).shape[:2]
-            except InputError:  # a stack: not a training image
+            # the shape without reading the pixels (a dask or multiscale image stays lazy)
+            shape = tuple(image.level_shapes[0]) if image.multiscale else np.shape(image.data)
+            if len(shape) - image.rgb != 2:  # a stack: not a training image
                 continue
             for name in names:
                 masks = layers[name] if name in layers else None  # noqa: SIM401
-                if isinstance(masks, Labels) and np.shape(masks.data) == shape:
+                made_on = getattr(masks, "metadata", {}).get(MADE_ON)
+                if name == MASKS and made_on not in (None, image.name):
+                    continue  # the widget's masks of another image
+                if isinstance(masks, Labels) and np.shape(masks.data) == shape[:2]:
                     found[image.name] = name
                     break
         return found
