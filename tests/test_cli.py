@@ -424,3 +424,6 @@ def test_stuff_phases_are_the_users_choice_and_the_same_in_every_image(sample, t
         tifffile.imwrite(pred / f"{stem}_labels.tif", m.instances.astype(np.uint16))
     code, _, err = _run(capsys, "evaluate", "--pred", pred, "--truth", truth, "--panoptic")
     assert code == 0, err
+    tifffile.imwrite(truth / "c_phases.tif", m.phases.astype(np.uint8))  # never predicted
+    code, _, err = _run(capsys, "evaluate", "--pred", pred, "--truth", truth, "--panoptic")
+    assert code == 0 and "1 ground-truth image(s) have no prediction" in err and ": c" in err

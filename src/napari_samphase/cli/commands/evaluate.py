@@ -67,10 +67,11 @@ def _panoptic_rows(pred_dir: Path, truth_dir: Path, stuff: tuple[int, ...]) -> l
         read_phase_instance,
     )
 
-    rows, counts = [], []
+    rows, counts, missing = [], [], []
     for stem in panoptic_stems(truth_dir):
         pred = read_phase_instance(pred_dir, stem)
         if pred is None:
+            missing.append(stem)
             continue
         # a truth phase map: the --stuff phases are stuff in every image alike
         m = panoptic_quality_of_phases(*pred, load_panoptic(truth_dir, stem, stuff=stuff))
@@ -86,6 +87,12 @@ def _panoptic_rows(pred_dir: Path, truth_dir: Path, stuff: tuple[int, ...]) -> l
         raise InputError(
             f"no prediction in {pred_dir} matches a ground truth in {truth_dir} (expected "
             "NAME_panoptic.png + .json or NAME_phases.tif in both)"
+        )
+    if missing:  # said, not hidden: the "all" row covers the images predicted only
+        print(
+            f"samphase: {len(missing)} ground-truth image(s) have no prediction and are not "
+            f"counted: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}",
+            file=sys.stderr,
         )
     total = sum(counts[1:], counts[0]).summary()
     unmatched = sum(r["unmatched_phases"] for r in rows)
