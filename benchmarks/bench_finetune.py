@@ -46,6 +46,7 @@ from napari_samphase.core.phases.modes import map_phases
 from napari_samphase.core.proposers import make_proposer
 from napari_samphase.core.sam.session import SamSession
 from napari_samphase.core.training.data import pairs_from_arrays
+from napari_samphase.core.training.prompts import deepest_pixel
 from napari_samphase.core.training.sam_trainer import SamTrainConfig, train_sam
 
 DEFAULT_DATA = Path(
@@ -80,13 +81,6 @@ def load_set(data: Path, name: str):
     return items
 
 
-def deepest_point(mask):
-    from scipy import ndimage as ndi
-
-    dist = ndi.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
-    return np.unravel_index(np.argmax(dist), dist.shape)
-
-
 def click_scores(session: SamSession, items, max_objects: int, min_object: int):
     """One click per object: IoUs, and the foreground map's accuracy and L1."""
     import torch
@@ -101,7 +95,7 @@ def click_scores(session: SamSession, items, max_objects: int, min_object: int):
         prob = np.zeros(instances.shape, np.float32)
         for i in ids:
             target = instances == i
-            r, c = deepest_point(target)
+            r, c = deepest_pixel(target)  # where the trainer's validation clicks
             result = session.predict([[r, c]])
             inter = (result.mask & target).sum()
             ious.append(inter / max((result.mask | target).sum(), 1))
