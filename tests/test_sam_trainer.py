@@ -314,3 +314,28 @@ def test_two_images_with_one_name_are_refused(tmp_path):
     write_tiff(tmp_path / "lab" / "a.tif", m.instances.astype(np.uint16))
     with pytest.raises(InputError, match="a.png"):
         pairs_from_folders(tmp_path / "img", tmp_path / "lab")
+
+
+@pytest.mark.parametrize(
+    "predicted, expect_base", [(np.linspace(0.1, 0.3, 11), False), (np.full(11, 0.99), True)]
+)
+def test_segment_everything_thresholds_are_calibrated_on_validation_clicks(
+    pairs, tmp_path, predicted, expect_base
+):
+    """A fine-tuned IoU head may predict lower IoUs than the base model's: the saved
+    pred. IoU threshold is lowered to let the validation clicks' good masks (true IoU
+    >= 0.5) through (their 10th percentile), never raised above the base's."""
+    trainer = SamTrainer(replace(FAST, epochs=1))
+    base = trainer.model.thresholds
+
+    def validate(samples):
+        trainer.val_scores = (np.full(len(predicted), 0.8), predicted)  # (true, predicted)
+        return 0.5, 0.8
+
+    trainer.validate = validate
+    result = trainer.fit(pairs, tmp_path / "a.pth")
+    th = load_model(checkpoint=result.checkpoint, device="cpu").thresholds
+    want = base.pred_iou_thresh if expect_base else float(np.quantile(predicted, 0.1))
+    assert th.pred_iou_thresh == pytest.approx(want)
+    assert th.stability_thresh == base.stability_thresh
+    assert result.metadata["thresholds_from"]["objects"] == len(predicted)

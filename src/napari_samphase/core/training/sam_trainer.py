@@ -76,6 +76,12 @@ GRAD_CLIP = 1.0  # max gradient norm
 MIN_OBJECT_PIXELS = 4  # objects smaller than this at the model's input size are skipped
 VAL_OBJECTS = 16  # validation objects per image (val_iou and val loss)
 VAL_STREAM = 7919  # validation prompts: seeded apart from training's
+# Segment-everything thresholds saved with the weights: the pred. IoU threshold is
+# lowered to the CALIB_QUANTILE of the predicted IoU of validation clicks whose mask is
+# good (true IoU >= CALIB_GOOD), when there are at least CALIB_MIN of them; never raised.
+CALIB_GOOD = 0.5
+CALIB_QUANTILE = 0.1
+CALIB_MIN = 5
 STATE_FORMAT = 1
 # Config fields a resumed run may change; every other one must match the saved state.
 RESUMABLE_CHANGES = ("epochs", "max_minutes", "patience", "device")
@@ -252,6 +258,8 @@ class SamTrainer:
         )
         self.sam = self.model.sam
         self.device = next(self.sam.parameters()).device
+        # (true IoU, predicted IoU) of the last validation's clicks: the saved thresholds
+        self.val_scores = (np.zeros(0), np.zeros(0))
         attach_adapter(self.sam, config.adapter)
         self.adapter = adapter_name(self.sam)
         enc = self.sam.image_encoder
@@ -482,6 +490,12 @@ class SamTrainer:
         ``n_objects``, a fixed choice), measured on the original labels exactly as
         ``SamSession.predict`` answers it: the click mapped into the model frame, the
         best of SAM's three outputs by predicted IoU, logits upsampled to the image."""
+        return self.click_scores(sample, emb, n_objects)[0]
+
+    def click_scores(
+        self, sample: Sample, emb=None, n_objects: int = VAL_OBJECTS
+    ) -> tuple[list[float], list[float]]:
+        """(true IoUs, predicted IoUs) of the clicks of :meth:`click_iou`."""
         from napari_samphase.core.sam.fast_decoder import LogitFrame
         from napari_samphase.core.training.prompts import Prompt, deepest_pixel, pixel_xy
 
@@ -498,7 +512,7 @@ class SamTrainer:
             for i in ids
         ]
         frame = LogitFrame(self.low_size, self.img_size, (nh, nw), (h, w))
-        ious = []
+        ious, predicted = [], []
         with torch.no_grad():
             low, iou = self._decode(emb, prompts, None)
             best = iou[:, 1:].argmax(1) + 1
@@ -507,7 +521,8 @@ class SamTrainer:
                 pred = (logits > self.sam.mask_threshold).cpu().numpy()
                 target = sample.labels == i
                 ious.append(float((pred & target).sum() / max((pred | target).sum(), 1)))
-        return ious
+                predicted.append(float(iou[j, best[j]]))
+        return ious, predicted
 
     # -- optimisation -------------------------------------------------------------------
     def setup(self, total_steps: int) -> None:
@@ -539,16 +554,34 @@ class SamTrainer:
         rng = np.random.default_rng([self.config.seed, VAL_STREAM])
         was_training = self.sam.training
         self.sam.eval()
-        losses, ious = [], []
+        losses, ious, predicted = [], [], []
         try:
             with torch.no_grad():
                 for i, s in enumerate(samples):
                     emb = self.embedding(s, 0, key=("val", i))
                     losses.append(float(self.image_loss(s, rng, 0, emb, VAL_OBJECTS)))
-                    ious += self.click_iou(s, emb)
+                    true, pred = self.click_scores(s, emb)
+                    ious += true
+                    predicted += pred
         finally:
             self.sam.train(was_training)
+        self.val_scores = (np.array(ious), np.array(predicted))  # for the thresholds
         return float(np.mean(losses)), float(np.mean(ious))
+
+    def calibrated_thresholds(self):
+        """The base model's thresholds with the pred. IoU threshold lowered to what this
+        model predicts for its good validation masks (see ``CALIB_*``), and what that
+        was based on."""
+        from dataclasses import replace as with_changes
+
+        base = self.model.thresholds
+        true, predicted = self.val_scores
+        good = np.asarray(predicted)[np.asarray(true) >= CALIB_GOOD]
+        source = {"objects": int(len(true)), "good": int(len(good))}
+        if len(good) < CALIB_MIN:
+            return base, {**source, "pred_iou_thresh": "base model's"}
+        value = min(base.pred_iou_thresh, float(np.quantile(good, CALIB_QUANTILE)))
+        return with_changes(base, pred_iou_thresh=value), {**source, "pred_iou_thresh": value}
 
     # -- the run ------------------------------------------------------------------------
     def fit(
@@ -655,10 +688,9 @@ class SamTrainer:
             "created": _now(),
             "samphase_version": _version(),
         }
+        thresholds, metadata["thresholds_from"] = self.calibrated_thresholds()
         try:
-            save_checkpoint(
-                self.sam, out, self.model.architecture, self.model.thresholds, **metadata
-            )
+            save_checkpoint(self.sam, out, self.model.architecture, thresholds, **metadata)
         except BaseException:  # e.g. a second Ctrl+C mid-write: no partial file left
             out.with_name(out.name + ".part").unlink(missing_ok=True)
             raise
