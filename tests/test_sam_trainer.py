@@ -339,3 +339,27 @@ def test_segment_everything_thresholds_are_calibrated_on_validation_clicks(
     assert th.pred_iou_thresh == pytest.approx(want)
     assert th.stability_thresh == base.stability_thresh
     assert result.metadata["thresholds_from"]["objects"] == len(predicted)
+
+
+def test_a_foreign_state_file_is_a_clear_error(pairs, tmp_path):
+    out = tmp_path / "ft.pth"
+    train_sam(pairs, FAST, out)
+    torch.save({"epoch": 1}, tmp_path / "ft.pth.state")  # not ours
+    with pytest.raises(InputError, match="not a training state"):
+        train_sam(pairs, replace(FAST, epochs=2), out, resume=True)
+
+
+def test_an_interrupted_save_leaves_no_partial_file(tmp_path, monkeypatch):
+    from napari_samphase.core.sam import loading
+
+    sam = load_model(DEMO_MODEL, device="cpu").sam
+
+    def interrupted(obj, f, *a, **k):
+        with open(f, "wb") as fh:
+            fh.write(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        loading.save_checkpoint(sam, tmp_path / "a.pth", DEMO_MODEL)
+    assert _files(tmp_path) == []

@@ -8,7 +8,6 @@ from napari_samphase.core.errors import InputError
 from napari_samphase.core.image.io import write_png, write_tiff
 from napari_samphase.core.training.augment import (
     DIHEDRAL,
-    augment_pair,
     dihedral,
     intensity_jitter,
 )
@@ -28,7 +27,7 @@ from napari_samphase.core.training.prompts import (
     negative_points,
     pixel_xy,
     positive_point,
-    sample_prompt,
+    prompt_kind,
 )
 
 
@@ -230,12 +229,14 @@ def test_box_covers_the_mask_within_jitter():
     assert jittered_box(target, rng, jitter=0.0).tolist() == tight.tolist()
 
 
-def test_sample_prompt_kinds():
+def test_prompt_kinds():
+    """The trainer draws one kind per step (prompt_kind) and builds each object's
+    prompt of that kind (make_prompt): every combination occurs."""
     target = _blob()
     rng = np.random.default_rng(3)
     kinds = set()
     for _ in range(100):
-        p = sample_prompt(target, rng, box_prob=0.5, negative_points_max=2)
+        p = make_prompt(target, rng, *prompt_kind(rng, box_prob=0.5, negative_points_max=2))
         assert isinstance(p, Prompt)
         n_pos = int((p.labels == 1).sum())
         n_neg = int((p.labels == 0).sum())
@@ -287,7 +288,7 @@ def test_eight_distinct_dihedral_transforms_move_labels_with_pixels():
     assert len(DIHEDRAL) == 8
     seen = set()
     for k in range(8):
-        img_t, idx_t = augment_pair(image, index, k)
+        img_t, idx_t = dihedral(image, k), dihedral(index, k)
         rows, cols = np.unravel_index(idx_t, index.shape)
         assert (img_t == image[rows, cols]).all()  # each pixel kept its label
         seen.add(idx_t.tobytes() + bytes(idx_t.shape))

@@ -272,9 +272,13 @@ def save_checkpoint(
     meta = _plain(meta, "metadata")
     path = Path(path)
     part = path.with_name(path.name + ".part")
-    with file_errors(path, "write"):
-        torch.save({"model": state, META_KEY: meta}, part)
-        os.replace(part, path)
+    try:
+        with file_errors(path, "write"):
+            torch.save({"model": state, META_KEY: meta}, part)
+            os.replace(part, path)
+    except BaseException:  # a full disk, a Ctrl+C mid-write: no partial file left
+        part.unlink(missing_ok=True)
+        raise
     return path
 
 

@@ -29,13 +29,6 @@ def dihedral(array: np.ndarray, index: int) -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
-def augment_pair(
-    image: np.ndarray, instances: np.ndarray, index: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The same dihedral transform of an image and its labels."""
-    return dihedral(image, index), dihedral(instances, index)
-
-
 def intensity_jitter(
     image: np.ndarray,
     rng: np.random.Generator,

@@ -197,7 +197,9 @@ def _decode_all(sam, emb, pe, sparse, dense):
 def evaluate_clicks(
     session, n_images: int = 8, clicks: int = 10, seed: int = 12345, shape=(256, 256)
 ) -> float:
-    """Mean IoU of one click at a particle's interior point vs that particle."""
+    """Mean IoU of one click at a particle's deepest point vs that particle."""
+    from napari_samphase.core.training.prompts import deepest_pixel
+
     rng = np.random.default_rng(seed)
     ious = []
     for i in range(n_images):
@@ -206,8 +208,6 @@ def evaluate_clicks(
         ids = rng.permutation(np.unique(m.instances)[1:])[:clicks]
         for j in ids:
             target = m.instances == j
-            dist = ndi.distance_transform_edt(target)
-            r, c = np.unravel_index(np.argmax(dist), dist.shape)
-            mask = session.predict([[r, c]]).mask
+            mask = session.predict([deepest_pixel(target)]).mask
             ious.append((mask & target).sum() / max((mask | target).sum(), 1))
     return float(np.mean(ious))

@@ -151,18 +151,14 @@ def jittered_box(
     return np.array([x0, y0, x1, y1], np.float32)
 
 
-def sample_prompt(
-    target: np.ndarray,
-    rng: np.random.Generator,
-    box_prob: float = 0.5,
-    negative_points_max: int = 1,
-    interior_prob: float = INTERIOR_PROB,
-) -> Prompt:
-    """A first prompt for ``target``: a jittered box (with ``box_prob``) or a positive
-    click, then 0..``negative_points_max`` negative clicks outside the object."""
+def prompt_kind(
+    rng: np.random.Generator, box_prob: float = 0.5, negative_points_max: int = 1
+) -> tuple[bool, int]:
+    """(box or click, number of negative clicks) of a first prompt: a jittered box with
+    ``box_prob``, else a positive click; 0..``negative_points_max`` negatives. The
+    trainer draws one kind per step, so a step's prompts decode in one call."""
     use_box = bool(rng.random() < box_prob)
-    n_negative = int(rng.integers(negative_points_max + 1)) if negative_points_max > 0 else 0
-    return make_prompt(target, rng, use_box, n_negative, interior_prob)
+    return use_box, int(rng.integers(negative_points_max + 1))
 
 
 def make_prompt(

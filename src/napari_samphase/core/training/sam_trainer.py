@@ -461,7 +461,7 @@ class SamTrainer:
         """Mean loss of prompts on up to ``prompts_per_image`` objects of ``sample``
         (its dihedral ``view``); prompts and corrective clicks drawn from ``rng``."""
         from napari_samphase.core.training.augment import dihedral
-        from napari_samphase.core.training.prompts import make_prompt
+        from napari_samphase.core.training.prompts import make_prompt, prompt_kind
 
         cfg = self.config
         if emb is None:
@@ -471,8 +471,7 @@ class SamTrainer:
         chosen = rng.choice(sample.ids, size=n, replace=False)
         # One prompt kind for the whole step (as micro-sam batches): one decoder call
         # a round, unless an object leaves no room for its negative clicks.
-        use_box = bool(rng.random() < cfg.box_prob)
-        n_negative = int(rng.integers(cfg.negative_points + 1))
+        use_box, n_negative = prompt_kind(rng, cfg.box_prob, cfg.negative_points)
         groups: dict = {}
         for i in chosen:
             target = inst == i
@@ -689,11 +688,7 @@ class SamTrainer:
             "samphase_version": _version(),
         }
         thresholds, metadata["thresholds_from"] = self.calibrated_thresholds()
-        try:
-            save_checkpoint(self.sam, out, self.model.architecture, thresholds, **metadata)
-        except BaseException:  # e.g. a second Ctrl+C mid-write: no partial file left
-            out.with_name(out.name + ".part").unlink(missing_ok=True)
-            raise
+        save_checkpoint(self.sam, out, self.model.architecture, thresholds, **metadata)
 
     def _save_state(self, path: Path, run: _RunState, train, val) -> None:
         torch = self._torch
@@ -731,6 +726,11 @@ class SamTrainer:
         except Exception as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise InputError(f"{path}: cannot read the training state ({first})") from None
+        keys = ("format", "config", "train", "val", "base_sha256", "trainable", "epoch")
+        if not isinstance(state, dict) or any(k not in state for k in keys):
+            raise InputError(f"{path} is not a training state written by napari-samphase")
+        if int(state["format"]) > STATE_FORMAT:
+            raise InputError(f"{path} was written by a newer napari-samphase; update it")
         now = asdict(self.config)
         saved = state.get("config", {})
         differ = [k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k]]
