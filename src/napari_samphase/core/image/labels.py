@@ -346,6 +346,18 @@ def surrounding_mask(labels: np.ndarray) -> int:
     return 0
 
 
+def majority_value(labels: np.ndarray, values: np.ndarray):
+    """(ids present in ``labels``, each pixel's index into them, the value most of each
+    id's pixels have in ``values``); ties go to the lower value."""
+    ids, inv = np.unique(labels, return_inverse=True)
+    vals, vinv = np.unique(values, return_inverse=True)
+    inv, vinv = inv.reshape(labels.shape), vinv.reshape(labels.shape)
+    votes = np.bincount((inv * len(vals) + vinv).ravel(), minlength=len(ids) * len(vals)).reshape(
+        len(ids), len(vals)
+    )
+    return ids, inv, vals[votes.argmax(1)]
+
+
 def renumber(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Ids made 1..n in their order. Returns (uint32 labels, old id of each new id;
     index 0 = background)."""

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_samphase.core.errors import InputError
+from napari_samphase.core.image.labels import majority_value
 from napari_samphase.core.outputs.render import phase_color
 
 # Ids are stored in the three 8-bit channels of an RGB PNG.
@@ -107,18 +108,6 @@ def _check_map(arr, what: str, shape=None) -> np.ndarray:
     return arr.astype(np.int64, copy=False)
 
 
-def _majority(labels: np.ndarray, phase: np.ndarray):
-    """(compact index of each pixel's mask, majority phase of each mask); ties go to
-    the lower phase id."""
-    ids, inv = np.unique(labels, return_inverse=True)
-    phases, pinv = np.unique(phase, return_inverse=True)
-    inv, pinv = inv.reshape(labels.shape), pinv.reshape(labels.shape)
-    votes = np.bincount(
-        (inv * len(phases) + pinv).ravel(), minlength=len(ids) * len(phases)
-    ).reshape(len(ids), len(phases))
-    return ids, inv, phases[votes.argmax(1)]
-
-
 def _segment_info(segments: np.ndarray, category_of: dict[int, int], isthing: dict[int, bool]):
     from scipy import ndimage as ndi
 
@@ -186,7 +175,7 @@ def panoptic_from_phases(
     n = 0
     if labels is not None:
         labels = _check_map(labels, "instance labels", phase.shape)
-        ids, inv, major = _majority(labels, phase)
+        ids, inv, major = majority_value(labels, phase)
         keep = (ids > 0) & np.array([isthing.get(int(p), False) for p in major], bool)
         seg_of = np.zeros(len(ids), np.int64)
         seg_of[keep] = np.arange(1, int(keep.sum()) + 1)

@@ -8,6 +8,7 @@ import numpy as np
 
 from napari_samphase.core.image.convert import to_gray_float
 from napari_samphase.core.image.io import write_table_csv
+from napari_samphase.core.image.labels import majority_value
 from napari_samphase.core.outputs.render import fraction_chart, phase_hex
 
 
@@ -71,6 +72,5 @@ def mask_phase_table(labels: np.ndarray, result) -> dict[str, np.ndarray]:
         table = {"id": ids, "phase": result.phase_of_mask[rows]}
         table.update({n: result.features[rows, j] for j, n in enumerate(result.feature_names)})
         return table
-    votes = np.zeros((int(labels.max(initial=0)) + 1, int(result.phase_labels.max()) + 1))
-    np.add.at(votes, (labels.ravel(), result.phase_labels.ravel()), 1)
-    return {"id": ids, "phase": votes[ids].argmax(1).astype(np.int64)}
+    present, _, major = majority_value(labels, result.phase_labels)
+    return {"id": ids, "phase": major[present > 0].astype(np.int64)}
