@@ -294,14 +294,20 @@ def test_assign_outside_the_image_says_so_and_never_wraps(widget):
     assert w.mapper.fixed == {3: 2, 2: 1}
 
 
-def test_segment_everything_can_be_undone(widget, qtbot):
+def _two_segmentations(widget, qtbot):
+    """The masks layer after threshold masks, then watershed masks (two undo steps);
+    (layer, first labels, second labels)."""
     viewer, w = widget
     masks = _sample_with_threshold_masks(widget, qtbot)
     first = np.asarray(masks.data).copy()
     w.model_combo.setCurrentText("watershed, dark + bright particles (no weights)")
     w.run_segment_everything()
     _wait(qtbot, w)
-    second = np.asarray(masks.data).copy()
+    return masks, first, np.asarray(masks.data).copy()
+
+
+def test_segment_everything_can_be_undone(widget, qtbot):
+    masks, first, second = _two_segmentations(widget, qtbot)
     assert first.max() > 0 and not np.array_equal(first, second)
     masks.undo()  # Ctrl+Z
     assert np.array_equal(np.asarray(masks.data), first)
@@ -440,13 +446,7 @@ def test_pixel_phase_mode_maps_texture_phases_and_its_components_become_the_mask
 def test_mask_features_follow_undo_redo_and_painting(widget, qtbot):
     """layer.features is the contract with other plugins: it must describe the masks
     on screen after Ctrl+Z, Ctrl+Shift+Z and a brush stroke, not the masks before."""
-    viewer, w = widget
-    masks = _sample_with_threshold_masks(widget, qtbot)
-    first = np.asarray(masks.data).copy()
-    w.model_combo.setCurrentText("watershed, dark + bright particles (no weights)")
-    w.run_segment_everything()
-    _wait(qtbot, w)
-    second = np.asarray(masks.data).copy()
+    masks, first, second = _two_segmentations(widget, qtbot)
 
     def ids_of(labels):
         return np.unique(labels[labels > 0]).tolist()
