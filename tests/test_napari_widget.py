@@ -464,3 +464,13 @@ def test_mask_features_follow_undo_redo_and_painting(widget, qtbot):
     masks.brush_size = 5
     masks.paint((3, 3), new_id)
     assert masks.features["index"].tolist()[-1] == new_id
+
+
+def test_mask_features_follow_an_undo_made_while_the_masks_are_hidden(widget, qtbot):
+    """The same-phase highlight hides the masks layer; an undo then must still reach
+    layer.features once the layer shows again."""
+    masks, first, second = _two_segmentations(widget, qtbot)
+    masks.visible = False
+    masks.undo()
+    masks.visible = True
+    assert masks.features["index"].tolist() == np.unique(first[first > 0]).tolist()

@@ -296,8 +296,9 @@ class PhaseMapper:
             layer.metadata[MADE_ON] = self.image_layer.name
         if layer is not self._watched_masks:
             # Undo/redo and brush strokes change the pixels without telling us; undo
-            # only refreshes the layer (set_data), painting emits paint.
-            for event in (layer.events.set_data, layer.events.paint, layer.events.visible):
+            # only refreshes the layer (set_data), painting emits paint. An undo while
+            # the layer is hidden is caught when it is shown: that refresh emits set_data.
+            for event in (layer.events.set_data, layer.events.paint):
                 event.connect(self._masks_edited)
             self._watched_masks = layer
         return layer
