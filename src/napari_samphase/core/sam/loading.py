@@ -141,14 +141,17 @@ def load_sam(
     return load_model(name, checkpoint, device=device, fetch=fetch, progress=progress).sam
 
 
-def read_checkpoint(path: Path) -> tuple[dict, dict]:
-    """(state dict, "samphase" metadata or {}) from a checkpoint file, weights only."""
+def read_checkpoint(path: Path, mmap: bool = False) -> tuple[dict, dict]:
+    """(state dict, "samphase" metadata or {}) from a checkpoint file, weights only.
+
+    ``mmap``: map the tensors instead of reading them (torch.save's zip format, as
+    :func:`save_checkpoint` writes): for the metadata alone of a large file."""
     import torch
 
     try:
         with warnings.catch_warnings():  # a plain pickle: our error says more
             warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except OSError as exc:  # permissions and the like: not the file's content
         raise os_error(exc, path) from None
     except Exception as exc:

@@ -664,7 +664,7 @@ class SamTrainer:
             self.sam.eval()
         from napari_samphase.core.sam.loading import read_checkpoint
 
-        _, meta = read_checkpoint(out)
+        _, meta = read_checkpoint(out, mmap=True)  # the metadata, not GBs of weights
         return TrainResult(out, run.best_epoch, stopped, list(run.history), meta)
 
     def _save(self, out: Path, data: dict, run: _RunState) -> None:
