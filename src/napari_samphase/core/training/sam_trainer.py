@@ -33,44 +33,34 @@ is written with :func:`loading.save_checkpoint` and loads with
 from __future__ import annotations
 
 import json
-import math
-import os
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from napari_samphase.core.errors import InputError, check_choice
+from napari_samphase.core.errors import InputError
 from napari_samphase.core.progress import Cancelled, ProgressCallback, report
-from napari_samphase.core.training.losses import MASK_LOSSES
-
-
-def _cosine(step: int, total: int) -> float:
-    return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
-
-
-def _step(step: int, total: int) -> float:
-    # x 0.1 at half and at three quarters of the run
-    return 0.1 ** sum(step >= f * total for f in (0.5, 0.75))
-
-
-def _constant(step: int, total: int) -> float:
-    return 1.0
-
-
-# schedule -> (step, total steps) -> factor on the learning rate
-SCHEDULE_FACTORS: dict[str, Callable[[int, int], float]] = {
-    "cosine": _cosine,
-    "step": _step,
-    "constant": _constant,
-}
-
-TRAIN_MODES = ("decoder", "full")
-SCHEDULES = tuple(SCHEDULE_FACTORS)
-LOSSES = tuple(MASK_LOSSES)
+from napari_samphase.core.training.runs import (
+    SCHEDULE_FACTORS,
+    EpochReport,
+    RunState,
+    TrainResult,
+    check_same_config,
+    now,
+    out_of_time,
+    package_version,
+    save_atomically,
+    state_path,
+)
+from napari_samphase.core.training.sam_config import (  # noqa: F401 (re-exported)
+    RESUMABLE_CHANGES,
+    TRAIN_MODES,
+    SamTrainConfig,
+    check_config,
+)
 
 GRAD_CLIP = 1.0  # max gradient norm
 MIN_OBJECT_PIXELS = 4  # objects smaller than this at the model's input size are skipped
@@ -83,89 +73,6 @@ CALIB_GOOD = 0.5
 CALIB_QUANTILE = 0.1
 CALIB_MIN = 5
 STATE_FORMAT = 1
-# Config fields a resumed run may change; every other one must match the saved state.
-RESUMABLE_CHANGES = ("epochs", "max_minutes", "patience", "device")
-
-
-@dataclass
-class SamTrainConfig:
-    """Everything a fine-tuning run depends on (saved in the checkpoint)."""
-
-    base: str = "demo-synthetic"  # registered model name or a checkpoint path
-    architecture: str = "vit_b"  # of a base checkpoint that does not name its own
-    mode: str = "decoder"  # decoder: encoders frozen, embeddings cached; full: all trains
-    encoder_blocks: int = 0  # decoder mode: also train the last N image-encoder blocks
-    adapter: str = "none"  # none | gray: learned 1 -> 3 channel input adapter
-    epochs: int = 20
-    max_minutes: float | None = None  # stop (keeping the best) after this long
-    lr: float = 1e-4  # Adam, the method's rate
-    schedule: str = "cosine"
-    loss: str = "bce_dice"
-    iou_loss_weight: float = 1.0  # MSE on the predicted-IoU head
-    prompts_per_image: int = 8  # objects sampled per image per step
-    box_prob: float = 0.5  # chance that a prompt is a jittered box, not a point
-    negative_points: int = 1  # at most this many negative points outside the object
-    corrective_rounds: int = 2  # extra rounds of clicks where the prediction is wrong
-    augment: bool = True  # flips, 90-degree rotations (+ intensity jitter if not cached)
-    val_fraction: float = 0.2  # by image, seeded
-    patience: int = 5  # early stopping on validation loss (0: never)
-    seed: int = 0
-    device: str = "auto"
-
-
-@dataclass
-class EpochReport:
-    epoch: int  # 1-based
-    train_loss: float
-    val_loss: float | None  # None when there is no validation image
-    val_iou: float | None  # mean IoU of one-click predictions on validation objects
-    seconds: float
-
-
-@dataclass
-class TrainResult:
-    checkpoint: Path  # the best epoch's checkpoint (load with SamSession.from_name)
-    best_epoch: int
-    stopped: str  # "epochs", "early_stop", "time" or "cancelled"
-    history: list[EpochReport] = field(default_factory=list)
-    metadata: dict = field(default_factory=dict)  # what the checkpoint carries
-
-
-def check_config(config: SamTrainConfig) -> SamTrainConfig:
-    """``config`` if every option is usable; one :class:`InputError` otherwise."""
-    from napari_samphase.core.sam.adapter import ADAPTERS
-
-    check_choice(config.mode, TRAIN_MODES, "mode")
-    check_choice(config.schedule, SCHEDULES, "schedule")
-    check_choice(config.loss, LOSSES, "loss")
-    check_choice(config.adapter, ADAPTERS, "adapter")
-    for name, low in (
-        ("epochs", 1),
-        ("encoder_blocks", 0),
-        ("prompts_per_image", 1),
-        ("negative_points", 0),
-        ("corrective_rounds", 0),
-        ("patience", 0),
-    ):
-        value = getattr(config, name)
-        if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < low:
-            raise InputError(f"{name} must be a whole number >= {low}, not {value!r}")
-    if config.encoder_blocks and config.mode != "decoder":
-        raise InputError("encoder_blocks applies to mode 'decoder' (mode 'full' trains all)")
-    if not 0.0 <= config.val_fraction < 1.0:
-        raise InputError(f"val_fraction must be in [0, 1), not {config.val_fraction}")
-    if not 0.0 <= config.box_prob <= 1.0:
-        raise InputError(f"box_prob must be in [0, 1], not {config.box_prob}")
-    if not config.lr > 0:
-        raise InputError(f"lr must be positive, not {config.lr}")
-    if not config.iou_loss_weight >= 0:
-        raise InputError(f"iou_loss_weight must be >= 0, not {config.iou_loss_weight}")
-    if config.max_minutes is not None and not config.max_minutes > 0:
-        raise InputError(f"max_minutes must be positive, not {config.max_minutes}")
-    from napari_samphase.core.sam.registry import get_spec
-
-    get_spec(config.architecture)  # unknown -> InputError listing the models
-    return config
 
 
 @dataclass
@@ -598,15 +505,15 @@ class SamTrainer:
         t0 = time.perf_counter()
         cfg = self.config
         out = Path(out)
-        state_path = _state_path(out)
+        state_file = state_path(out)
         train_pairs, val_pairs = split_pairs(list(pairs), cfg.val_fraction, cfg.seed)
         train, val = self._prepare_all(train_pairs), self._prepare_all(val_pairs)
         per_epoch = len(train)
         total = cfg.epochs * per_epoch
         self.setup(total)
-        run = _RunState()
+        run = RunState()
         if resume:
-            run = self._restore(state_path, out, train, val)
+            run = self._restore(state_file, out, train, val)
         data = _data_summary(train, val)
         stopped = "epochs"
         epoch = run.epoch
@@ -642,18 +549,15 @@ class SamTrainer:
                         f"the loss is not finite at epoch {epoch} (a learning rate too high "
                         f"for these data? lr={cfg.lr:g}){kept}"
                     )
-                if run.best_loss is None or monitored < run.best_loss:
-                    run.best_loss, run.best_epoch, run.since_best = monitored, epoch, 0
+                if run.improved(monitored, epoch):
                     self._save(out, data, run)
-                else:
-                    run.since_best += 1
-                self._save_state(state_path, run, train, val)
+                self._save_state(state_file, run, train, val)
                 if on_epoch is not None:
                     on_epoch(rep)
                 if cfg.patience and run.since_best >= cfg.patience:
                     stopped = "early_stop"
                     break
-                if _out_of_time(cfg, t0):
+                if out_of_time(cfg.max_minutes, t0):
                     stopped = "time"
                     break
         except Cancelled:
@@ -667,7 +571,7 @@ class SamTrainer:
         _, meta = read_checkpoint(out, mmap=True)  # the metadata, not GBs of weights
         return TrainResult(out, run.best_epoch, stopped, list(run.history), meta)
 
-    def _save(self, out: Path, data: dict, run: _RunState) -> None:
+    def _save(self, out: Path, data: dict, run: RunState) -> None:
         """Write the current weights (the best so far) with their metadata."""
         from napari_samphase.core.sam.loading import save_checkpoint
 
@@ -684,22 +588,18 @@ class SamTrainer:
                 "val_iou": best.val_iou,
                 "history": [asdict(r) for r in run.history],
             },
-            "created": _now(),
-            "samphase_version": _version(),
+            "created": now(),
+            "samphase_version": package_version(),
         }
         thresholds, metadata["thresholds_from"] = self.calibrated_thresholds()
         save_checkpoint(self.sam, out, self.model.architecture, thresholds, **metadata)
 
-    def _save_state(self, path: Path, run: _RunState, train, val) -> None:
+    def _save_state(self, path: Path, run: RunState, train, val) -> None:
         torch = self._torch
         params = dict(self.sam.named_parameters())
         state = {
             "format": STATE_FORMAT,
-            "epoch": run.epoch,
-            "best_epoch": run.best_epoch,
-            "best_loss": run.best_loss,
-            "since_best": run.since_best,
-            "history": [asdict(r) for r in run.history],
+            **run.as_state(),
             "config": asdict(self.config),
             "base_sha256": self.model.sha256,
             "train": [s.name for s in train],
@@ -710,15 +610,9 @@ class SamTrainer:
             "numpy_rng": json.dumps(self.rng.bit_generator.state),
             "torch_rng": torch.get_rng_state(),
         }
-        part = path.with_name(path.name + ".part")
-        try:
-            torch.save(state, part)
-            os.replace(part, path)
-        except BaseException:
-            part.unlink(missing_ok=True)
-            raise
+        save_atomically(state, path)
 
-    def _restore(self, path: Path, out: Path, train, val) -> _RunState:
+    def _restore(self, path: Path, out: Path, train, val) -> RunState:
         """Load ``path`` (written by :meth:`_save_state`) into this trainer."""
         torch = self._torch
         try:
@@ -731,14 +625,7 @@ class SamTrainer:
             raise InputError(f"{path} is not a training state written by napari-samphase")
         if int(state["format"]) > STATE_FORMAT:
             raise InputError(f"{path} was written by a newer napari-samphase; update it")
-        now = asdict(self.config)
-        saved = state.get("config", {})
-        differ = [k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k]]
-        if differ:
-            raise InputError(
-                f"resume: {', '.join(differ)} differ from the run saved in {path} "
-                f"(only {', '.join(RESUMABLE_CHANGES)} may change)"
-            )
+        check_same_config(state.get("config", {}), asdict(self.config), RESUMABLE_CHANGES, path)
         if state["train"] != [s.name for s in train] or state["val"] != [s.name for s in val]:
             raise InputError(f"resume: the training images differ from the run saved in {path}")
         if state["base_sha256"] != self.model.sha256:
@@ -755,30 +642,7 @@ class SamTrainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.rng.bit_generator.state = json.loads(state["numpy_rng"])
         torch.set_rng_state(state["torch_rng"])
-        fields_ = {f.name for f in fields(EpochReport)}
-        history = [
-            EpochReport(**{k: v for k, v in h.items() if k in fields_}) for h in state["history"]
-        ]
-        return _RunState(
-            state["epoch"], history, state["best_loss"], state["best_epoch"], state["since_best"]
-        )
-
-
-@dataclass
-class _RunState:
-    epoch: int = 0  # epochs finished
-    history: list = field(default_factory=list)
-    best_loss: float | None = None
-    best_epoch: int | None = None
-    since_best: int = 0
-
-
-def _state_path(out: Path) -> Path:
-    return out.with_name(out.name + ".state")
-
-
-def _out_of_time(config: SamTrainConfig, t0: float) -> bool:
-    return config.max_minutes is not None and time.perf_counter() - t0 > 60 * config.max_minutes
+        return RunState.from_state(state)
 
 
 def _data_summary(train: list[Sample], val: list[Sample]) -> dict:
@@ -788,21 +652,6 @@ def _data_summary(train: list[Sample], val: list[Sample]) -> dict:
         for s in samples
     ]
     return {"images": images, "train": [s.name for s in train], "val": [s.name for s in val]}
-
-
-def _now() -> str:
-    from datetime import datetime, timezone
-
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("napari-samphase")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def train_sam(
@@ -854,6 +703,6 @@ def train_sam(
     out = Path(out)
     if out.is_dir():
         raise InputError(f"{out} is a folder: give the checkpoint's file name")
-    if resume and not _state_path(out).is_file():
-        raise InputError(f"resume: {_state_path(out)} does not exist (nothing to continue)")
+    if resume and not state_path(out).is_file():
+        raise InputError(f"resume: {state_path(out)} does not exist (nothing to continue)")
     return SamTrainer(config).fit(pairs, out, progress=progress, on_epoch=on_epoch, resume=resume)
