@@ -1,0 +1,1 @@
+"""A U-Net for supervised phase maps: the network, and overlap-tile inference."""
