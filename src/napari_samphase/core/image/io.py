@@ -9,6 +9,7 @@ import numpy as np
 
 from napari_samphase.core.errors import InputError
 from napari_samphase.core.image.convert import check_image
+from napari_samphase.core.image.units import PixelSize, read_pixel_size
 
 TIFF_SUFFIXES = {".tif", ".tiff"}
 
@@ -72,6 +73,21 @@ def load_image(path: str | Path, max_pixels: float | None = None) -> np.ndarray:
     return check_image(read_array(path, "an image"), name=str(path), max_pixels=max_pixels)
 
 
+def load_image_with_pixel_size(
+    path: str | Path, max_pixels: float | None = None
+) -> tuple[np.ndarray, PixelSize]:
+    """:func:`load_image` and the pixel size the file carries (:func:`read_pixel_size`).
+
+    Parameters
+    ----------
+    path : str or Path
+        A micrograph (TIFF tags give the size; other formats are in pixels).
+    max_pixels : float, optional
+        Pixel budget passed to :func:`check_image`.
+    """
+    return load_image(path, max_pixels=max_pixels), read_pixel_size(path)
+
+
 def read_labels(path: str | Path) -> np.ndarray:
     """A 2D integer label image from TIFF or PNG (RGB(A) PNGs of gray labels allowed)."""
     arr = read_array(path, "a label image")
@@ -84,10 +100,43 @@ def read_labels(path: str | Path) -> np.ndarray:
     return arr
 
 
-def write_tiff(path: str | Path, array: np.ndarray) -> None:
+# What ImageJ opens natively: calibrated through its own description (unit=um) there.
+_IMAGEJ_DTYPES = {np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32)}
+
+
+def _imagej_compatible(array: np.ndarray) -> bool:
+    if array.ndim == 3 and array.shape[-1] == 3:
+        return array.dtype == np.uint8  # RGB
+    return array.ndim == 2 and array.dtype in _IMAGEJ_DTYPES
+
+
+def write_tiff(path: str | Path, array: np.ndarray, pixel_size: PixelSize | None = None) -> None:
+    """Write ``array`` as a zlib-compressed TIFF, calibrated when the size is known.
+
+    Parameters
+    ----------
+    path : str or Path
+        Output file.
+    array : ndarray
+        2D image or labels, or H x W x 3 RGB.
+    pixel_size : PixelSize, optional
+        Written when known, so that ImageJ/Fiji and :func:`read_pixel_size` see it:
+        ImageJ calibration (XResolution in pixels per um, ``unit=um``) for the types
+        ImageJ opens (uint8, uint16, float32, RGB uint8), standard resolution tags in
+        pixels per centimetre otherwise (e.g. uint32 labels).
+    """
     import tifffile
 
-    tifffile.imwrite(path, array, compression="zlib")
+    array = np.asarray(array)
+    kwargs: dict = {}
+    if pixel_size is not None and pixel_size.known:
+        if _imagej_compatible(array):
+            per_um = 1.0 / pixel_size.um
+            kwargs = {"imagej": True, "resolution": (per_um, per_um), "metadata": {"unit": "um"}}
+        else:
+            per_cm = 1e4 / pixel_size.um
+            kwargs = {"resolution": (per_cm, per_cm), "resolutionunit": "CENTIMETER"}
+    tifffile.imwrite(path, array, compression="zlib", **kwargs)
 
 
 def write_png(path: str | Path, array: np.ndarray) -> None:

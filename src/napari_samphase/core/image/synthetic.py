@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
+from napari_samphase.core.image.units import PixelSize
+
 
 @dataclass(frozen=True)
 class PhaseStyle:
@@ -139,6 +141,12 @@ def random_styles(n_phases: int, rng: np.random.Generator, min_contrast: float =
             continue
         styles.append(PhaseStyle(f"phase{len(styles)}", gray, texture, rng.uniform(0.8, 4.0)))
     return tuple(styles)
+
+
+# Nominal, not measured: the sample is generated, so any size is a convention. 50 nm/px
+# makes its 256 px field 12.8 um wide and its particles 0.8-2.4 um across, the scale of
+# secondary gamma' or carbides in an SEM image, so the sample's tables read in um.
+SAMPLE_PIXEL_SIZE = PixelSize(0.05, "um", "sample (nominal)")
 
 
 def sample_micrograph(seed: int = 0) -> Micrograph:
