@@ -19,7 +19,6 @@ and a file holding pickled Python objects is refused, never unpickled.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import warnings
@@ -27,6 +26,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from napari_samphase.core.errors import CheckpointError, InputError
+from napari_samphase.core.hashing import weights_sha256  # noqa: F401 (re-exported)
 from napari_samphase.core.sam.adapter import ADAPTERS, adapter_name, attach_adapter
 from napari_samphase.core.sam.registry import Thresholds, get_spec
 from napari_samphase.core.sam.weights import (
@@ -208,23 +208,6 @@ def _pickled_object(path: Path, exc: Exception) -> str | None:
     except Exception:  # not a pickle at all
         return None
     return None
-
-
-def weights_sha256(state_dict: dict) -> str:
-    """SHA-256 over a state dict's tensors: for each name in sorted order, the name,
-    dtype, shape and raw bytes. Independent of the device, the dict's order and the
-    file format; changes with any weight."""
-    import torch
-
-    digest = hashlib.sha256()
-    for name in sorted(state_dict):
-        tensor = state_dict[name].detach()
-        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-        # raw bytes via uint8 (numpy has no bfloat16); reshape(-1) makes it contiguous
-        flat = tensor.cpu().reshape(-1)
-        if flat.numel():
-            digest.update(flat.view(torch.uint8).numpy())
-    return digest.hexdigest()
 
 
 def _thresholds(meta: dict, default: Thresholds, path) -> Thresholds:

@@ -22,27 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from napari_samphase.core.errors import InputError
+from napari_samphase.core.hashing import weights_sha256  # noqa: F401 (re-exported)
 from napari_samphase.core.unet.config import UNetConfig, check_unet_config
 
 UNET_FORMAT = 1
 META_KEY = "samphase_unet"
 _RESERVED = ("format", "unet", "classes", "class_names", "normalisation", "weights_sha256")
 _PLAIN = (str, int, float, bool, type(None))
-
-
-def weights_sha256(state_dict: dict) -> str:
-    """SHA-256 over the tensors (name, dtype, shape, bytes; sorted by name): changes
-    with any weight, not with the file format or the device."""
-    import torch
-
-    digest = hashlib.sha256()
-    for name in sorted(state_dict):
-        tensor = state_dict[name].detach()
-        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-        flat = tensor.cpu().reshape(-1)
-        if flat.numel():
-            digest.update(flat.view(torch.uint8).numpy())
-    return digest.hexdigest()
 
 
 def _plain(value, where: str):
