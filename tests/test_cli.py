@@ -1,5 +1,7 @@
 """The samphase command, run in-process as a user would from a shell."""
 
+import csv
+
 import numpy as np
 import pytest
 import tifffile
@@ -47,6 +49,12 @@ def test_segment_superpixels_with_phases_writes_everything(sample, tmp_path, cap
             "a_mask_phases.csv",
             "a_panoptic.png",
             "a_panoptic.json",
+            "a_particles.csv",
+            "a_phase_stats.csv",
+            "a_sizes.png",
+            "a_sizes.csv",
+            "a_coco.json",
+            "a_provenance.json",
         ]
     )
     labels = tifffile.imread(res / "a_labels.tif")
@@ -58,7 +66,8 @@ def test_segment_superpixels_with_phases_writes_everything(sample, tmp_path, cap
 
     assert semantic_metrics(phases, m.phases)["pixel_accuracy"] > 0.8
     table = (res / "a_phase_table.csv").read_text().splitlines()
-    assert table[0] == "phase,color,area_fraction,count,mean_intensity"
+    header = "phase,color,area_px2,area_fraction,area_fraction_ci_low,area_fraction_ci_high,"
+    assert table[0] == header + "count,mean_intensity"  # a PNG carries no pixel size
     assert len(table) == 1 + 4  # matrix + 3 particle phases, no unlabelled background
     assert "4 phases" in out
     from napari_samphase.core.outputs.panoptic import phase_and_instance, read_panoptic
@@ -227,11 +236,50 @@ def test_demo_runs_offline_on_the_sample(tmp_path, capsys):
     code, out, err = _run(capsys, "demo", "--out", tmp_path / "demo")
     assert code == 0, err
     d = tmp_path / "demo"
-    assert (d / "sample_micrograph.png").is_file()
     labels = tifffile.imread(d / "sample_micrograph_labels.tif")
     assert instance_metrics(labels, sample_micrograph().instances)["recall50"] >= 0.75
-    assert (d / "sample_micrograph_phase_table.csv").is_file()
     assert "demo-synthetic" in out
+    # the sample goes in as a TIFF that carries its pixel size, read back by segment
+    from napari_samphase.core.image.synthetic import SAMPLE_PIXEL_SIZE
+    from napari_samphase.core.image.units import read_pixel_size
+
+    size = read_pixel_size(d / "sample_micrograph.tif")
+    assert size.um == pytest.approx(SAMPLE_PIXEL_SIZE.um)
+    assert read_pixel_size(d / "sample_micrograph_phases.tif").um == pytest.approx(size.um)
+    # the printed phase table is the one written, in um^2 and um
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if "area (µm²)" in line)
+    assert "mean ECD (µm)" in lines[at] and "95% CI (%)" in lines[at]
+    with open(d / "sample_micrograph_phase_table.csv") as fh:
+        table = list(csv.DictReader(fh))
+    with open(d / "sample_micrograph_phase_stats.csv") as fh:
+        stats = {r["phase"]: r for r in csv.DictReader(fh)}
+    assert len(table) >= 3
+    for row, printed in zip(table, lines[at + 1 :], strict=False):
+        cells = printed.split()
+        assert cells[0] == ("bg" if row["phase"] == "0" else row["phase"])
+        assert float(cells[1]) == pytest.approx(float(row["area_um2"]), rel=5e-3)
+        assert float(cells[2]) == pytest.approx(float(row["area_fraction"]), abs=0.05)
+        assert cells[-2] == stats[row["phase"]]["count"]
+        ecd = float(stats[row["phase"]]["ecd_mean_um"])
+        if np.isnan(ecd):  # no particles measured (the matrix)
+            assert cells[-1] == "-"
+        else:
+            assert float(cells[-1]) == pytest.approx(ecd, rel=5e-3)
+    # the provenance sidecar names the checkpoint by its hash and the thresholds used
+    import json
+
+    from napari_samphase.core.sam.registry import MODELS
+
+    prov = json.loads((d / "sample_micrograph_provenance.json").read_text())
+    spec = MODELS["demo-synthetic"]
+    assert prov["model"] == "demo-synthetic" and prov["checkpoint_sha256"] == spec.sha256
+    assert prov["thresholds"]["pred_iou_thresh"] == spec.thresholds.pred_iou_thresh
+    assert prov["pixel_size"]["um_per_px"] == pytest.approx(SAMPLE_PIXEL_SIZE.um)
+    pixels = np.bincount(tifffile.imread(d / "sample_micrograph_phases.tif").ravel())
+    assert float(table[-1]["area_um2"]) == pytest.approx(
+        pixels[int(table[-1]["phase"])] * size.um**2, rel=1e-5
+    )
 
 
 def test_segment_loads_and_processes_one_image_at_a_time(sample, tmp_path, capsys, monkeypatch):

@@ -46,6 +46,15 @@ def test_demo_finds_the_samples_phases(tmp_path, capsys):
     # Hungarian one-to-one: K=4 phases for the matrix and the three particle phases
     assert score["miou"] >= 0.9, score["iou"]
     assert f"demo: mIoU {score['miou']:.2f} against the sample's known phases" in printed
+    # then the phase table in physical units: the phases' areas fill the 12.8 um field
+    from napari_samphase.core.image.synthetic import SAMPLE_PIXEL_SIZE
+
+    lines = printed.splitlines()
+    at = next(i for i, line in enumerate(lines) if "area (µm²)" in line)
+    rows = [line.split() for line in lines[at + 1 :] if line.strip()]
+    field = (256 * SAMPLE_PIXEL_SIZE.um) ** 2
+    assert sum(float(r[1]) for r in rows) == pytest.approx(field, rel=0.01)
+    assert sum(float(r[2]) for r in rows) == pytest.approx(100, abs=0.3)
     labels = read_labels(out / "sample_micrograph_labels.tif")
     assert thin_rings(labels) == []
 

@@ -2,7 +2,7 @@
 
 samphase demo --out DIR
 samphase segment IMAGE... --out DIR [--model vit_b] [--proposer sam|watershed|...]
-                 [--phases K|auto] ...
+                 [--phases K|auto] [--pixel-size 12.5nm] [--include-border] ...
 samphase download --model vit_b
 samphase evaluate --pred DIR --truth DIR [--semantic|--instance] [--out FILE]
 samphase sample OUT.png

@@ -102,6 +102,40 @@ def _add_proposer_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_measure_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--pixel-size",
+        default=None,
+        metavar="LENGTH",
+        help="side of one pixel, e.g. 12.5nm or 0.1um; overrides the size a TIFF carries "
+        "(default: read from each file; unknown: lengths and areas in pixels)",
+    )
+    border = p.add_mutually_exclusive_group()
+    border.add_argument(
+        "--exclude-border",
+        dest="exclude_border",
+        action="store_true",
+        default=True,
+        help="leave particles cut by the image border out of the size statistics "
+        "(default; they still count for the area fractions)",
+    )
+    border.add_argument(
+        "--include-border",
+        dest="exclude_border",
+        action="store_false",
+        help="measure particles cut by the image border too",
+    )
+
+
+def parse_pixel_size(text: str | None):
+    """``--pixel-size`` -> PixelSize, or None when not given (read from each file)."""
+    if text is None:
+        return None
+    from napari_samphase.core.image.units import PixelSize
+
+    return PixelSize.parse(text, source="--pixel-size")
+
+
 def parse_option(text: str) -> tuple[str, object]:
     """KEY=VALUE -> (key, value) with VALUE read as a bool, int or float where it is one."""
     from napari_samphase.core.errors import InputError
@@ -218,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path)
     _add_proposer_args(p)
     _add_phase_args(p)
+    _add_measure_args(p)
 
     p = sub.add_parser("demo", help="segment the synthetic sample micrograph (no download)")
     p.add_argument("--out", type=Path, default=Path("samphase_demo"))

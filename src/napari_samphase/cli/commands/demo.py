@@ -6,15 +6,19 @@ STEM = "sample_micrograph"
 
 
 def cmd_demo(args) -> int:
-    from napari_samphase.core.image.io import write_png
-    from napari_samphase.core.image.synthetic import sample_micrograph
+    """Write the sample as a TIFF that carries its pixel size, segment it as ``segment``
+    would (the pixel size read back from the file), score the phases against the
+    sample's truth and print the phase table in physical units."""
+    from napari_samphase.cli.commands.segment import print_results, run_segment
+    from napari_samphase.cli.parser import build_parser
+    from napari_samphase.core.image.io import write_tiff
+    from napari_samphase.core.image.synthetic import SAMPLE_PIXEL_SIZE, sample_micrograph
+    from napari_samphase.core.outputs.report import format_phase_table
 
     sample = sample_micrograph()
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"{STEM}.png"
-    write_png(path, sample.image)
-    from napari_samphase.cli.commands.segment import cmd_segment
-    from napari_samphase.cli.parser import build_parser
+    path = args.out / f"{STEM}.tif"
+    write_tiff(path, sample.image, pixel_size=SAMPLE_PIXEL_SIZE)
 
     # The segment command's own parser supplies every other default.
     argv = [
@@ -39,10 +43,14 @@ def cmd_demo(args) -> int:
         "demo: synthetic micrograph, 'demo-synthetic' SAM (trained on synthetic images "
         "only; use vit_b/vit_l/vit_h for real micrographs)"
     )
-    code = cmd_segment(ns)
-    if code == 0:
-        print(f"demo: mIoU {demo_score(args.out):.2f} against the sample's known phases")
-    return code
+    results = run_segment(ns)
+    print_results(results, args.out)
+    print(f"demo: mIoU {demo_score(args.out):.2f} against the sample's known phases")
+    (result,) = results
+    print(f"demo: phases of the sample at {result.pixel_size.describe()}:")
+    for line in format_phase_table(result.table, result.stats, result.pixel_size):
+        print(line)
+    return 0
 
 
 def demo_score(out) -> float:

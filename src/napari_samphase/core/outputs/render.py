@@ -61,8 +61,11 @@ def phase_overlay(image: np.ndarray, phase_labels: np.ndarray, alpha: float = 0.
     return (np.clip(rgb * (1 - a) + color * a, 0, 1) * 255).astype(np.uint8)
 
 
-def fraction_chart(phases, fractions, path, title: str = "Phase area fractions") -> None:
-    """Bar chart of area fraction (%) per phase, coloured like the overlay, saved as PNG."""
+def fraction_chart(
+    phases, fractions, path, title: str = "Phase area fractions", low=None, high=None
+) -> None:
+    """Bar chart of area fraction (%) per phase, coloured like the overlay, saved as PNG;
+    ``low`` and ``high`` (%, e.g. a 95% interval) drawn as error bars when given."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -71,10 +74,23 @@ def fraction_chart(phases, fractions, path, title: str = "Phase area fractions")
     fig = Figure(figsize=(4.5, 3.0), dpi=120)
     ax = fig.subplots()
     names = [("background" if p == 0 else f"phase {p}") for p in phases]
-    bars = ax.bar(names, fractions, color=[phase_color(int(p)) for p in phases], edgecolor="black")
-    ax.bar_label(bars, fmt="%.1f%%")
-    ax.set_ylabel("area fraction (%)")
-    ax.set_ylim(0, float(np.max(fractions, initial=1)) * 1.2)
+    fractions = np.asarray(fractions, np.float64)
+    yerr, top = None, fractions
+    if low is not None and high is not None:
+        # a NaN interval (one field) draws no bar
+        yerr = np.nan_to_num(np.abs([fractions - np.asarray(low), np.asarray(high) - fractions]))
+        top = fractions + yerr[1]
+    bars = ax.bar(
+        names,
+        fractions,
+        yerr=yerr,
+        capsize=4,
+        color=[phase_color(int(p)) for p in phases],
+        edgecolor="black",
+    )
+    ax.bar_label(bars, fmt="%.1f%%", padding=2)
+    ax.set_ylabel("area fraction (%)" + (" with 95% CI" if yerr is not None else ""))
+    ax.set_ylim(0, float(np.max(top, initial=1)) * 1.2)
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path)
