@@ -335,3 +335,15 @@ def test_size_histogram_log_and_linear_and_degenerate_inputs():
     assert counts.sum() == 2 and edges[0] < 5 < edges[-1]
     with pytest.raises(InputError):
         size_histogram(values, bins="cubic")
+
+
+def test_log_bins_hold_the_extremes_exactly():
+    # 10 ** log10(x) rounds below x for some x: the largest size must still be counted
+    from napari_samphase.core.measure.statistics import size_histogram
+
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        v = rng.lognormal(0.0, 1.0, 7)
+        edges, counts = size_histogram(v, "log", 5)
+        assert counts.sum() == len(v)
+        assert edges[0] == v.min() and edges[-1] == v.max()

@@ -216,7 +216,10 @@ def _log_edges(v: np.ndarray, n_bins: int) -> np.ndarray:
     lo, hi = np.log10(v.min()), np.log10(v.max())
     if lo == hi:  # one size: a decade-wide bin range around it
         lo, hi = lo - 0.5, hi + 0.5
-    return np.logspace(lo, hi, n_bins + 1)
+    edges = np.logspace(lo, hi, n_bins + 1)
+    if v.min() != v.max():  # 10 ** log10(x) may round below x: the ends are the values
+        edges[0], edges[-1] = v.min(), v.max()
+    return edges
 
 
 def _linear_edges(v: np.ndarray, n_bins: int) -> np.ndarray:

@@ -35,11 +35,7 @@ def common_edges(sizes_by_phase: dict, bins: str = "log", n_bins: int = 20) -> n
     if pooled.size == 0:
         return None
     edges, _ = size_histogram(pooled, bins=bins, n_bins=n_bins)
-    edges = np.array(edges, np.float64)
-    # 10 ** log10(x) can round below the largest size, which would then fall outside
-    # the last (closed) bin: the outer edges always hold every size
-    edges[0], edges[-1] = min(edges[0], pooled.min()), max(edges[-1], pooled.max())
-    return edges
+    return np.array(edges, np.float64)
 
 
 def _counts(sizes_by_phase: dict, bins: str, n_bins: int):
