@@ -6,6 +6,7 @@ Phase ids: 0 = background (pixels in no mask); masks get 1..n_phases.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -13,6 +14,7 @@ import numpy as np
 from napari_samphase.core.errors import InputError, check_choice
 from napari_samphase.core.image.convert import check_image, to_gray_float
 from napari_samphase.core.image.labels import check_labels, surrounding_mask
+from napari_samphase.core.phases.classifier import CLASSIFIERS, check_every_phase, fit_phases
 from napari_samphase.core.phases.features import compute_features, group_weights, standardize
 from napari_samphase.core.phases.query import phase_lut
 
@@ -125,6 +127,65 @@ def _seeded_kmeans(z, k, fixed_idx, fixed_cls, seed, iters=100):
     return lab, centers
 
 
+def _classifier_fit(name: str):
+    """A classifier of :data:`CLASSIFIERS` as an assignment method: phases from the
+    examples, and as centres the mean of each phase's masks (what
+    :meth:`PhaseModel.assign` uses for masks added later)."""
+
+    def fit(z, k, fixed_idx, fixed_cls, seed):
+        lab = fit_phases(z, fixed_idx, fixed_cls, name, seed)
+        centers = np.stack([z[lab == c].mean(0) for c in range(k)])
+        return lab, centers
+
+    return fit
+
+
+@dataclass(frozen=True)
+class AssignMethod:
+    """How masks get phases from the user's examples ("assign" clicks)."""
+
+    # (z, k, example rows, their 0-based phases, seed) -> (0-based phase per row,
+    # k x F centres in z space)
+    fit: Callable[..., tuple[np.ndarray, np.ndarray]]
+    needs_every_phase: bool  # refuses examples that leave a phase without one
+    help: str
+
+
+ASSIGN_METHODS: dict[str, AssignMethod] = {
+    "kmeans": AssignMethod(
+        _seeded_kmeans,
+        False,
+        "k-means with each phase centre fixed on its examples; phases without one are found",
+    ),
+    "forest": AssignMethod(
+        _classifier_fit("forest"),
+        True,
+        "random forest on the examples' features: learns which features tell phases apart",
+    ),
+    "spreading": AssignMethod(
+        _classifier_fit("spreading"),
+        True,
+        "label spreading over the masks' nearest-neighbour graph in feature space",
+    ),
+}
+AUTO_ASSIGN = "auto"
+# The classifier "auto" uses when every phase has an example (docs/benchmarks.md,
+# section clicks); with a phase left without one it uses "kmeans".
+AUTO_CLASSIFIER = "forest"
+ASSIGN_METHOD_NAMES = (AUTO_ASSIGN, *ASSIGN_METHODS)
+
+
+def resolve_assign_method(method: str, phases, n_phases: int) -> str:
+    """The method of :data:`ASSIGN_METHODS` that runs for ``method`` with examples
+    naming ``phases`` (1-based) among ``n_phases``: "auto" is the classifier when
+    every phase has an example, anchored k-means otherwise."""
+    check_choice(method, ASSIGN_METHOD_NAMES, "assign method")
+    if method == AUTO_ASSIGN:
+        covered = not len(set(range(1, n_phases + 1)) - set(np.asarray(phases).tolist()))
+        return AUTO_CLASSIFIER if covered else "kmeans"
+    return method
+
+
 def choose_k(z: np.ndarray, k_range=(2, 8), seed: int = 0) -> tuple[int, dict[int, float]]:
     """K with the best silhouette (sampled to 3,000 masks for speed)."""
     from sklearn.metrics import silhouette_score
@@ -169,6 +230,7 @@ def find_phases(
     embedding: np.ndarray | None = None,
     seed: int = 0,
     min_background: float = MIN_BACKGROUND,
+    assign_method: str = "kmeans",
 ) -> PhaseResult:
     """Group the masks of ``labels`` into phases.
 
@@ -185,6 +247,12 @@ def find_phases(
     examples / fixed: mask id -> phase id (1-based). Examples steer the centres;
     both are kept in their phase, and ``fixed`` is carried into the result so a
     re-clustering keeps hand-made assignments.
+    assign_method: how examples and fixed masks give the others their phase, one
+    of :data:`ASSIGN_METHOD_NAMES`: "kmeans" (default: centres anchored on the
+    examples), "forest" or "spreading" (a classifier trained on them,
+    :mod:`~napari_samphase.core.phases.classifier`; every phase needs an example,
+    and with ``k="auto"`` the phases are those the examples name), or "auto" (the
+    classifier when every phase has an example, "kmeans" otherwise).
     points: prompt point (row, col) per mask id in sorted order, for "prompt_color".
     Unsupervised phase ids follow the mean image intensity of their masks (phase 1
     is the darkest), whatever the features.
@@ -192,6 +260,7 @@ def find_phases(
     image = check_image(image)
     labels = check_labels(labels, image.shape)
     check_background(background)
+    check_choice(assign_method, ASSIGN_METHOD_NAMES, "assign method")
     if background == "masks" and (labels == 0).any():
         labels = _background_masks(labels)
     pinned = {int(m): int(p) for m, p in {**(examples or {}), **(fixed or {})}.items()}
@@ -212,6 +281,12 @@ def find_phases(
         raise InputError(f"mask id(s) {bad} are not in the label image")
     if any(p < 1 for p in pinned.values()):
         raise InputError("phase ids of examples start at 1 (0 is the background)")
+    learns = assign_method in CLASSIFIERS
+    if learns and not pinned:
+        raise InputError(
+            f"assign method {assign_method!r} learns from assigned masks: "
+            "assign at least one mask per phase"
+        )
     raw, names, groups = compute_features(image, labels, ids, features, points, embedding)
     z, mean, scale = standardize(raw, groups, weights=group_weights(features))
     silhouette = {}
@@ -219,8 +294,11 @@ def find_phases(
     if isinstance(k, str):
         if k != "auto":
             raise InputError(f"K must be a whole number or 'auto', got {k!r}")
-        k_masks, silhouette = choose_k(z, k_range, seed)
-        k_masks = max(k_masks, max(pinned.values(), default=0))
+        if learns:  # a classifier finds the phases it was shown, no others
+            k_masks = max(pinned.values())
+        else:
+            k_masks, silhouette = choose_k(z, k_range, seed)
+            k_masks = max(k_masks, max(pinned.values(), default=0))
         k_total = k_masks + counts_bg
     else:
         k_total = int(k)
@@ -249,7 +327,10 @@ def find_phases(
         index = {int(m): j for j, m in enumerate(ids)}
         fidx = np.array([index[m] for m in pinned], int)
         fcls = np.array(list(pinned.values()), int) - 1
-        lab, centers = _seeded_kmeans(z, k_masks, fidx, fcls, seed)
+        method = resolve_assign_method(assign_method, fcls + 1, k_masks)
+        if ASSIGN_METHODS[method].needs_every_phase:
+            check_every_phase(fcls + 1, k_masks, f"assign method {method!r}")
+        lab, centers = ASSIGN_METHODS[method].fit(z, k_masks, fidx, fcls, seed)
         order = np.arange(k_masks)  # user-visible ids stay what the user chose
         seeded = set(fcls.tolist())
         free = np.array([c for c in range(k_masks) if c not in seeded], int)
