@@ -8,6 +8,9 @@ samphase evaluate --pred DIR --truth DIR [--semantic|--instance] [--out FILE]
 samphase sample OUT.png
 samphase train sam IMAGES LABELS --out FT.pth [--base demo-synthetic|vit_b|PATH]
                    [--mode decoder|full] [--epochs N] [--semantic] [--resume] ...
+samphase train unet IMAGES LABELS --out UNET.pth [--epochs N] [--depth D] [--width W]
+                    [--ignore V] [--class-names a,b,c] [--resume] [--init PREV.pth] ...
+samphase predict UNET.pth IMAGE... --out DIR [--pixel-size 12.5nm] [--probabilities] ...
 """
 
 from __future__ import annotations

@@ -37,18 +37,22 @@ def _add_phase_args(p: argparse.ArgumentParser) -> None:
     _add_stuff_arg(p)
 
 
-def _add_stuff_arg(p: argparse.ArgumentParser) -> None:
+def _add_stuff_arg(
+    p: argparse.ArgumentParser, default: str | None = "0", shown: str = "0, the background"
+) -> None:
     p.add_argument(
         "--stuff",
-        default="0",
+        default=default,
         metavar="IDS",
         help="panoptic map: the phases that are 'stuff' (one region, no particles), "
-        "comma-separated, or 'none' (default: 0, the background/matrix class)",
+        f"comma-separated, or 'none' (default: {shown}/matrix class)",
     )
 
 
-def parse_stuff(text: str) -> tuple[int, ...]:
-    """'0' / '0,3' / 'none' -> phase ids."""
+def parse_stuff(text: str | None) -> tuple[int, ...] | None:
+    """'0' / '0,3' / 'none' -> phase ids; None (not given) stays None."""
+    if text is None:
+        return None
     if text.strip().lower() == "none":
         return ()
     try:
@@ -200,11 +204,8 @@ TRAIN_SAM_OPTIONS = {
 
 
 def _add_train_sam_args(p: argparse.ArgumentParser) -> None:
-    from dataclasses import fields
-
     from napari_samphase.core.training.sam_trainer import SamTrainConfig
 
-    defaults = {f.name: f.default for f in fields(SamTrainConfig)}
     p.add_argument("images", type=Path, help="folder of images (or one image file)")
     p.add_argument(
         "labels",
@@ -212,13 +213,7 @@ def _add_train_sam_args(p: argparse.ArgumentParser) -> None:
         help="folder of label images matched to the images by file stem (or one file)",
     )
     p.add_argument("--out", required=True, type=Path, help="the fine-tuned checkpoint (.pth)")
-    for option, (name, kind, text) in TRAIN_SAM_OPTIONS.items():
-        default = defaults[name]
-        shown = "" if default is None else f" (default: {default})"
-        metavar = {int: "N", float: "X", str: "NAME"}[kind]
-        p.add_argument(
-            option, dest=name, type=kind, default=default, metavar=metavar, help=text + shown
-        )
+    _add_config_options(p, TRAIN_SAM_OPTIONS, SamTrainConfig)
     p.add_argument(
         "--semantic",
         action="store_true",
@@ -229,12 +224,144 @@ def _add_train_sam_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+# ``samphase train unet`` option -> (UNetTrainConfig field, type, help), as above.
+TRAIN_UNET_OPTIONS = {
+    "--epochs": ("epochs", int, "passes over the training images (each --crops-per-image crops)"),
+    "--max-minutes": (
+        "max_minutes",
+        float,
+        "stop after this long, keeping the best epoch (default: no limit)",
+    ),
+    "--depth": ("depth", int, "resolution levels of the U-Net (the original: 5)"),
+    "--width": ("width", int, "channels at the first level, doubling per level (original: 64)"),
+    "--val-fraction": ("val_fraction", float, "share of the images held out for validation"),
+    "--lr": ("lr", float, "learning rate (Adam)"),
+    "--batch-size": ("batch_size", int, "crops per step"),
+    "--crop": ("crop", int, "side of a training crop, px"),
+    "--crops-per-image": ("crops_per_image", int, "crops of each training image per epoch"),
+    "--patience": ("patience", int, "stop after N epochs without a better val loss (0: never)"),
+    "--border-weight": (
+        "border_weight",
+        float,
+        "w0 of the loss weight on thin gaps between objects (0: off)",
+    ),
+    "--device": ("device", str, "auto, cpu, cuda or mps"),
+    "--seed": ("seed", int, "seed of the split, the crops and the augmentation"),
+    "--ignore": (
+        "ignore",
+        int,
+        "label value of unlabelled pixels (scribbles): they do not count (default: none)",
+    ),
+}
+_METAVARS = {int: "N", float: "X", str: "NAME"}
+
+
+def _add_config_options(p: argparse.ArgumentParser, options: dict, config_class) -> None:
+    """One option per ``options`` row, its default read from ``config_class``."""
+    from dataclasses import fields
+
+    defaults = {f.name: f.default for f in fields(config_class)}
+    for option, (name, kind, text) in options.items():
+        default = defaults[name]
+        shown = "" if default is None else f" (default: {default})"
+        p.add_argument(
+            option,
+            dest=name,
+            type=kind,
+            default=default,
+            metavar=_METAVARS[kind],
+            help=text + shown,
+        )
+
+
+def _add_train_unet_args(p: argparse.ArgumentParser) -> None:
+    from napari_samphase.core.training.unet_trainer import UNetTrainConfig
+
+    p.add_argument("images", type=Path, help="folder of images (or one image file)")
+    p.add_argument(
+        "labels",
+        type=Path,
+        help="folder of label images matched to the images by file stem (or one file); "
+        "each pixel holds its class value (e.g. 0, 1, 2 or 0, 128, 255)",
+    )
+    p.add_argument("--out", required=True, type=Path, help="the trained U-Net (.pth)")
+    _add_config_options(p, TRAIN_UNET_OPTIONS, UNetTrainConfig)
+    p.add_argument(
+        "--class-names",
+        default=None,
+        metavar="NAMES",
+        help="one name per class in value order (matrix,dark,bright) or VALUE=NAME pairs",
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="continue the run whose checkpoint is --out"
+    )
+    p.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        metavar="UNET.pth",
+        help="start from this U-Net's weights (same depth and width) instead of random ones",
+    )
+
+
+def parse_class_names(text: str | None) -> list[str] | dict[int, str] | None:
+    """``--class-names``: 'a,b,c' -> names in class-value order; '0=a,9=c' -> by value."""
+    from napari_samphase.core.errors import InputError
+
+    if text is None:
+        return None
+    items = [t.strip() for t in text.split(",")]
+    usage = f"--class-names takes names (a,b,c) or VALUE=NAME pairs (0=a,9=c), not {text!r}"
+    keyed = ["=" in t for t in items]
+    if any(keyed) and not all(keyed):
+        raise InputError(usage)
+    names: dict[int, str] = {}
+    for t in items if all(keyed) else ():
+        value, _, name = t.partition("=")
+        try:
+            names[int(value)] = name.strip()
+        except ValueError:
+            raise InputError(usage) from None
+    if not all(names.values() if names else items):
+        raise InputError(f"--class-names: an empty name in {text!r}")
+    return names or items
+
+
 def _add_train_args(sub) -> None:
     """``samphase train MODEL``: one sub-subcommand per trainable model."""
-    p = sub.add_parser("train", help="fine-tune a model on your own labelled images")
+    p = sub.add_parser("train", help="train a model on your own labelled images")
     models = p.add_subparsers(dest="train_model", required=True, metavar="MODEL")
     p = models.add_parser("sam", help="fine-tune SAM on images and their masks")
     _add_train_sam_args(p)
+    p = models.add_parser(
+        "unet", help="train a U-Net phase map on images and their class labels or scribbles"
+    )
+    _add_train_unet_args(p)
+
+
+def _add_predict_args(sub) -> None:
+    from napari_samphase.core.device import DEVICE_CHOICES
+    from napari_samphase.core.unet.inference import TILE
+
+    p = sub.add_parser("predict", help="phase maps of images from a trained U-Net")
+    p.add_argument("checkpoint", type=Path, help="a U-Net from samphase train unet")
+    p.add_argument("images", nargs="+", type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICE_CHOICES)}")
+    p.add_argument(
+        "--tile",
+        type=int,
+        default=TILE,
+        metavar="PX",
+        help=f"network input per tile: bounds the memory, not the result (default: {TILE})",
+    )
+    p.add_argument(
+        "--probabilities",
+        action="store_true",
+        help="also write NAME_probabilities.tif (K x H x W float32, classes in value order)",
+    )
+    _add_measure_args(p)
+    _add_stuff_arg(p, default=None, shown="the lowest class value, the training's background")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -298,4 +425,5 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(kind="semantic")
 
     _add_train_args(sub)
+    _add_predict_args(sub)
     return parser

@@ -6,7 +6,9 @@ import sys
 
 
 class TqdmProgress:
-    """A ``(done, total, message)`` callback drawing one tqdm bar per message."""
+    """A ``(done, total, message)`` callback drawing one tqdm bar per message; a part of
+    the message in parentheses ("epoch 2/5 (loss 0.31)") is shown beside the bar and
+    does not start a new one."""
 
     def __init__(self, desc: str = "", disable: bool = False) -> None:
         self.desc, self.disable, self.bar, self.msg = desc, disable, None, None
@@ -14,7 +16,7 @@ class TqdmProgress:
     def __call__(self, done: int, total: int, message: str = "") -> None:
         from tqdm import tqdm
 
-        msg = message.split(" (")[0] if message else self.desc
+        msg, _, extra = message.partition(" (") if message else (self.desc, "", "")
         if self.bar is None or msg != self.msg or total != self.bar.total:
             self.close()
             self.bar = tqdm(
@@ -26,6 +28,8 @@ class TqdmProgress:
             )
             self.msg = msg
         self.bar.n = done
+        if extra:
+            self.bar.set_postfix_str(extra.removesuffix(")"), refresh=False)
         self.bar.refresh()
 
     def close(self) -> None:

@@ -83,19 +83,27 @@ def _run_provenance(args, session, pixel_size, **extra) -> dict:
 
 
 def _write_measures(
-    tmp: Path, stem: str, instances, phase_of, phase_labels, pixel_size, args, file_name: str
+    tmp: Path,
+    stem: str,
+    instances,
+    phase_of,
+    phase_labels,
+    pixel_size,
+    exclude_border: bool,
+    file_name: str,
+    names: dict | None = None,
 ):
     """Per-particle table, COCO instances (``phase_of``: instance id -> phase) and, with
-    phases, the per-phase statistics and size histograms. Returns the statistics (None
-    without phases)."""
+    phases, the per-phase statistics and size histograms. ``names``: phase -> category
+    name (default "background" for 0, "phase K"). Returns the statistics (None without
+    phases)."""
     from napari_samphase.core.image.io import write_table_csv
     from napari_samphase.core.measure.particles import particle_table
     from napari_samphase.core.outputs.coco import coco_instances, write_coco
 
     particles = particle_table(instances, pixel_size, phase_labels)
     write_table_csv(particles, tmp / f"{stem}_particles.csv")
-    names = None
-    if phase_labels is not None:  # every phase of the map is a category, named as elsewhere
+    if phase_labels is not None and names is None:  # every phase of the map is a category
         names = {int(p): "background" if p == 0 else f"phase {p}" for p in np.unique(phase_labels)}
     coco = coco_instances(instances, phase_of, names, file_name=file_name, pixel_size=pixel_size)
     write_coco(coco, tmp / f"{stem}_coco.json")
@@ -108,17 +116,122 @@ def _write_measures(
         phase_labels,
         instances,
         pixel_size=pixel_size,
-        exclude_border=args.exclude_border,
+        exclude_border=exclude_border,
         particles=particles,  # measured once, above
     )
     write_table_csv(stats, tmp / f"{stem}_phase_stats.csv")
     ecd = particles[f"ecd{pixel_size.suffix(1)}"]
-    measured = ~particles["touches_border"] if args.exclude_border else np.ones(len(ecd), bool)
+    measured = ~particles["touches_border"] if exclude_border else np.ones(len(ecd), bool)
     sizes = {p: ecd[measured & (particles["phase"] == p)] for p in sorted(set(phase_of.values()))}
     unit = pixel_size.length_unit
     write_table_csv(histogram_table(sizes, unit), tmp / f"{stem}_sizes.csv")
     save_size_histogram(sizes, unit, tmp / f"{stem}_sizes.png")
     return stats
+
+
+def write_phase_outputs(
+    tmp: Path,
+    stem: str,
+    image,
+    phase_labels,
+    provenance: dict,
+    *,
+    masks=None,
+    stuff=None,
+    names: dict | None = None,
+    mask_counts=None,
+    pixel_size=None,
+    exclude_border: bool = True,
+    file_name: str | None = None,
+):
+    """Write the phase outputs of one image into ``tmp``: the phase map, its overlay,
+    table and chart, the panoptic map, the particles, COCO instances, per-phase
+    statistics, size histograms and the provenance sidecar. ``segment --phases`` and
+    ``predict`` write through this one function.
+
+    Parameters
+    ----------
+    tmp, stem
+        The (staged) output folder and the image's name.
+    image
+        The image (overlay, mean intensities).
+    phase_labels
+        H x W phase per pixel (any class values).
+    provenance
+        The sidecar's fields (:func:`core.outputs.provenance.provenance`).
+    masks
+        Instance masks whose thing-phase masks are the particles; None: the particles
+        are the connected pieces of each thing phase.
+    stuff
+        Phases that are stuff (the matrix); None: :func:`core.outputs.panoptic.default_stuff`.
+    names
+        Phase -> name for the panoptic and COCO categories and the summary line
+        (default "background" / "phase K").
+    mask_counts
+        ``(mask ids, phase of each)`` for the phase table's ``count``; default the
+        particles (the panoptic map's things).
+    pixel_size
+        The image's pixel size (unknown: pixels).
+    exclude_border
+        Leave border particles out of the size statistics.
+    file_name
+        The input's name, for the COCO and panoptic JSON (default ``STEM.png``).
+
+    Returns
+    -------
+    tuple
+        (phase table, per-phase statistics, the area fractions as text for the
+        summary line).
+    """
+    from napari_samphase.core.image.io import write_png, write_tiff
+    from napari_samphase.core.image.units import PixelSize
+    from napari_samphase.core.outputs.panoptic import (
+        panoptic_files,
+        panoptic_from_phases,
+        phase_and_instance,
+        write_panoptic,
+    )
+    from napari_samphase.core.outputs.provenance import write_provenance
+    from napari_samphase.core.outputs.render import phase_overlay
+    from napari_samphase.core.outputs.report import phase_table, save_report
+
+    pixel_size = pixel_size or PixelSize.pixels()
+    file_name = file_name or f"{stem}.png"
+    write_tiff(tmp / f"{stem}_phases.tif", as_uint8_labels(phase_labels), pixel_size=pixel_size)
+    write_png(tmp / f"{stem}_phase_overlay.png", phase_overlay(image, phase_labels))
+    # phases and particles in one map: the stuff phases are stuff in every image alike,
+    # masks (or connected pieces) of the other phases are things
+    panoptic = panoptic_from_phases(phase_labels, masks, stuff=stuff, names=names)
+    write_panoptic(panoptic, *panoptic_files(tmp, stem), file_name=file_name)
+    # The particles are the panoptic map's things: each lies in one phase, and the
+    # stuff phases (the matrix) are not particles.
+    _, instances = phase_and_instance(panoptic)
+    phase_of = {s["id"]: s["category_id"] for s in panoptic.info if s["isthing"]}
+    if mask_counts is None:
+        mask_counts = (np.array(list(phase_of), np.int64), np.array(list(phase_of.values())))
+    table = phase_table(phase_labels, image, *mask_counts, pixel_size=pixel_size)
+    save_report(table, tmp / f"{stem}_phase_table.csv", tmp / f"{stem}_phase_fractions.png")
+    stats = _write_measures(
+        tmp, stem, instances, phase_of, phase_labels, pixel_size, exclude_border, file_name, names
+    )
+    write_provenance(provenance, tmp / f"{stem}_provenance.json")
+    shown = names or {}
+    fr = ", ".join(
+        f"{shown.get(int(p), 'bg' if p == 0 else p)}: {f:.1f} [{lo:.1f}, {hi:.1f}]"
+        for p, f, lo, hi in zip(
+            table["phase"],
+            table["area_fraction"],
+            table["area_fraction_ci_low"],
+            table["area_fraction_ci_high"],
+            strict=True,
+        )
+    )
+    return table, stats, fr
+
+
+def fractions_of(table: dict) -> dict[int, float]:
+    """Phase -> area fraction (%) of a phase table, for :func:`phase_summary`."""
+    return dict(zip(table["phase"].tolist(), table["area_fraction"].tolist(), strict=True))
 
 
 def write_results(
@@ -128,7 +241,6 @@ def write_results(
     input's name, for the COCO and panoptic JSON (default ``STEM.png``)."""
     from napari_samphase.core.image.io import write_png, write_tiff
     from napari_samphase.core.image.units import PixelSize
-    from napari_samphase.core.outputs.provenance import write_provenance
     from napari_samphase.core.outputs.render import mask_overlay
 
     pixel_size = pixel_size or PixelSize.pixels()
@@ -139,19 +251,16 @@ def write_results(
     size_note = f"; {pixel_size.describe()}" if pixel_size.known else ""
     line = f"{stem}: {seg.n_masks} masks"
     if k is None:
-        _write_measures(tmp, stem, seg.labels, None, None, pixel_size, args, file_name)
+        from napari_samphase.core.outputs.provenance import write_provenance
+
+        _write_measures(
+            tmp, stem, seg.labels, None, None, pixel_size, args.exclude_border, file_name
+        )
         prov = _run_provenance(args, session, pixel_size, image=stem, n_masks=seg.n_masks)
         write_provenance(prov, tmp / f"{stem}_provenance.json")
         return ImageOutputs(stem, line + size_note, pixel_size)
     from napari_samphase.core.image.io import write_table_csv
-    from napari_samphase.core.outputs.panoptic import (
-        panoptic_files,
-        panoptic_from_phases,
-        phase_and_instance,
-        write_panoptic,
-    )
-    from napari_samphase.core.outputs.render import phase_overlay
-    from napari_samphase.core.outputs.report import mask_phase_table, phase_table_of, save_report
+    from napari_samphase.core.outputs.report import mask_phase_table
     from napari_samphase.core.phases.modes import map_phases
 
     # The masks mode clusters the masks made above; "auto" also tries the pixel modes
@@ -163,24 +272,7 @@ def write_results(
         seed=args.seed,
         **_mode_options(args, seg, session),
     )
-    write_tiff(
-        tmp / f"{stem}_phases.tif", as_uint8_labels(result.phase_labels), pixel_size=pixel_size
-    )
-    write_png(tmp / f"{stem}_phase_overlay.png", phase_overlay(image, result.phase_labels))
-    table = phase_table_of(result, image, pixel_size=pixel_size)
-    save_report(table, tmp / f"{stem}_phase_table.csv", tmp / f"{stem}_phase_fractions.png")
     write_table_csv(mask_phase_table(seg.labels, result), tmp / f"{stem}_mask_phases.csv")
-    # phases and particles in one map: the --stuff phases (default the background) are
-    # stuff in every image alike, masks of the other phases are things
-    panoptic = panoptic_from_phases(result.phase_labels, seg.labels, stuff=parse_stuff(args.stuff))
-    write_panoptic(panoptic, *panoptic_files(tmp, stem), file_name=file_name)
-    # The particles are the panoptic map's things: each lies in one phase, and the
-    # stuff phases (the matrix) are not particles.
-    _, instances = phase_and_instance(panoptic)
-    phase_of = {s["id"]: s["category_id"] for s in panoptic.info if s["isthing"]}
-    stats = _write_measures(
-        tmp, stem, instances, phase_of, result.phase_labels, pixel_size, args, file_name
-    )
     prov = _run_provenance(
         args,
         session,
@@ -191,20 +283,21 @@ def write_results(
         phase_mode_used=result.mode,
         feature_names=list(getattr(result, "feature_names", []) or []),
     )
-    write_provenance(prov, tmp / f"{stem}_provenance.json")
-    fr = ", ".join(
-        f"{'bg' if p == 0 else p}: {f:.1f} [{lo:.1f}, {hi:.1f}]"
-        for p, f, lo, hi in zip(
-            table["phase"],
-            table["area_fraction"],
-            table["area_fraction_ci_low"],
-            table["area_fraction_ci_high"],
-            strict=True,
-        )
+    table, stats, fr = write_phase_outputs(
+        tmp,
+        stem,
+        image,
+        result.phase_labels,
+        prov,
+        masks=seg.labels,
+        stuff=parse_stuff(args.stuff),
+        mask_counts=(result.mask_ids, result.phase_of_mask),
+        pixel_size=pixel_size,
+        exclude_border=args.exclude_border,
+        file_name=file_name,
     )
     line = f"{line}, {result.n_phases} phases by {result.mode} (area %, 95% CI: {fr}){size_note}"
-    fractions = dict(zip(table["phase"].tolist(), table["area_fraction"].tolist(), strict=True))
-    return ImageOutputs(stem, line, pixel_size, table, stats, fractions)
+    return ImageOutputs(stem, line, pixel_size, table, stats, fractions_of(table))
 
 
 def _mode_options(args, seg, session) -> dict:
@@ -246,6 +339,20 @@ def phase_summary(results: list[ImageOutputs], confidence: float = 0.95) -> dict
     return table
 
 
+def input_files(images, summary: bool) -> tuple[list[Path], list[str]]:
+    """(paths, stems) of the input images: every file exists and no two names collide
+    in the output folder (nor with the multi-image ``summary``); one error otherwise."""
+    from napari_samphase.core.image import io
+
+    paths = [io.require_file(p) for p in images]
+    stems = [p.stem for p in paths]
+    if len(set(stems)) != len(stems):
+        raise InputError("two input images share a file name; outputs would collide")
+    if summary and len(paths) > 1 and SUMMARY_NAME[: -len(".csv")] in stems:
+        raise InputError(f"an image named {SUMMARY_NAME[:-4]} would collide with the summary")
+    return paths, stems
+
+
 def run_segment(args) -> list[ImageOutputs]:
     """Check what is cheap up front (options, pixel size, model, that every file exists,
     unique names), then read, segment and write one image at a time, so only one image
@@ -270,12 +377,7 @@ def run_segment(args) -> list[ImageOutputs]:
         resolve_device(args.device)
     check_background(args.background)
     check_mode(args.phase_mode)
-    paths = [io.require_file(p) for p in args.images]
-    stems = [p.stem for p in paths]
-    if len(set(stems)) != len(stems):
-        raise InputError("two input images share a file name; outputs would collide")
-    if k is not None and len(paths) > 1 and SUMMARY_NAME[: -len(".csv")] in stems:
-        raise InputError(f"an image named {SUMMARY_NAME[:-4]} would collide with the summary")
+    paths, stems = input_files(args.images, summary=k is not None)
     proposer = make_proposer(args.proposer, **_proposer_options(args))
     progress = TqdmProgress(disable=args.quiet)
     session = None

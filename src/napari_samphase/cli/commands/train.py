@@ -1,9 +1,12 @@
-"""``samphase train MODEL``: fine-tune a model on the user's labelled images.
+"""``samphase train MODEL``: train a model on the user's labelled images.
 
-``train sam IMAGES LABELS --out ft.pth`` reads the pairs (every bad file is refused
-before the model loads), fine-tunes with :func:`core.training.sam_trainer.train_sam`,
-prints one line per epoch and says how to use the checkpoint. Ctrl+C stops at the next
-step and keeps the best epoch so far (a second Ctrl+C aborts at once).
+``train sam IMAGES LABELS --out ft.pth`` fine-tunes SAM on instance masks
+(:func:`core.training.sam_trainer.train_sam`); ``train unet IMAGES LABELS --out
+unet.pth`` trains a U-Net phase map on class labels or scribbles
+(:func:`core.training.unet_trainer.train_unet`). Both read every pair first (every bad
+file is refused before the model loads), print one line per epoch and say how to use
+the checkpoint. Ctrl+C stops at the next step and keeps the best epoch so far (a second
+Ctrl+C aborts at once).
 """
 
 from __future__ import annotations
@@ -59,16 +62,74 @@ def ctrl_c_cancels(token: CancelToken):
         )
 
 
-def _sam_config(args):
+def _config(config_class, check, args):
     """The run's options from the command line, checked before any file is read."""
     from napari_samphase.core.device import resolve_device
-    from napari_samphase.core.training.sam_trainer import SamTrainConfig, check_config
 
-    config = SamTrainConfig(
-        **{f.name: getattr(args, f.name) for f in fields(SamTrainConfig) if hasattr(args, f.name)}
+    config = config_class(
+        **{f.name: getattr(args, f.name) for f in fields(config_class) if hasattr(args, f.name)}
     )
     resolve_device(config.device)
-    return check_config(config)
+    return check(config)
+
+
+def _sam_config(args):
+    from napari_samphase.core.training.sam_trainer import SamTrainConfig, check_config
+
+    return _config(SamTrainConfig, check_config, args)
+
+
+def _remove_empty(folders) -> None:
+    """Remove the folders a failed run made for its checkpoint (deepest first), so bad
+    input leaves nothing behind; a folder something else was written to stays."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
+def run_training(start, epochs: int, quiet: bool, out):
+    """``start(progress, on_epoch)`` -> TrainResult, with a tqdm bar showing the running
+    loss, one line per epoch above it, and Ctrl+C cancelling at the next step (the
+    trainer keeps the best epoch). A run that fails leaves no folder made for ``out``."""
+    bar = TqdmProgress(disable=quiet)
+    token = CancelToken()
+
+    def progress(done: int, total: int, message: str = "") -> None:
+        token.check()
+        # "epoch 2/5 loss 0.31", "epoch 2/5 validation 1/2": one bar per epoch, the
+        # running loss or the validation step beside it
+        for word in ("loss", "validation"):
+            head, sep, rest = message.partition(f" {word} ")
+            if sep:
+                message = f"{head} ({word} {rest})"
+                break
+        bar(done, total, message)
+
+    def on_epoch(report) -> None:
+        line = epoch_line(report, epochs)
+        if not quiet:
+            from tqdm import tqdm
+
+            tqdm.write(line, file=sys.stdout)  # above the bar, not through it
+
+    made = [d for d in (out.parent, *out.parent.parents) if not d.exists()]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    finished = False
+    try:
+        with ctrl_c_cancels(token):
+            result = start(progress, on_epoch)
+        finished = True
+        return result
+    except Cancelled:
+        raise Cancelled(
+            "cancelled before the first epoch finished: no checkpoint written"
+        ) from None
+    finally:
+        bar.close()
+        if not finished:
+            _remove_empty(made)
 
 
 def cmd_train_sam(args) -> int:
@@ -77,44 +138,61 @@ def cmd_train_sam(args) -> int:
     from napari_samphase.core.training.sam_trainer import train_sam
 
     config = _sam_config(args)
-    out = args.out
     pairs = pairs_from_folders(args.images, args.labels, semantic=args.semantic)
-    quiet = args.quiet
-    bar = TqdmProgress(disable=quiet)
-    token = CancelToken()
 
-    def progress(done: int, total: int, message: str = "") -> None:
-        token.check()
-        # "epoch 2/5 loss 0.31": one bar per epoch, the running loss beside it
-        head, sep, loss = message.partition(" loss ")
-        bar(done, total, f"{head} (loss {loss})" if sep else message)
+    def start(progress, on_epoch):
+        return train_sam(
+            pairs, config, args.out, progress=progress, on_epoch=on_epoch, resume=args.resume
+        )
 
-    def on_epoch(report) -> None:
-        line = epoch_line(report, config.epochs)
-        if not quiet:
-            from tqdm import tqdm
-
-            tqdm.write(line, file=sys.stdout)  # above the bar, not through it
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with ctrl_c_cancels(token):
-            result = train_sam(
-                pairs, config, out, progress=progress, on_epoch=on_epoch, resume=args.resume
-            )
-    except Cancelled:
-        raise Cancelled(
-            "cancelled before the first epoch finished: no checkpoint written"
-        ) from None
-    finally:
-        bar.close()
-    for line in summary(result, config.epochs):
+    result = run_training(start, config.epochs, args.quiet, args.out)
+    use = f"samphase segment IMAGE --checkpoint {result.checkpoint} --out DIR"
+    for line in summary(result, config.epochs, use):
         print(line)
     return 130 if result.stopped == "cancelled" else 0  # 130: the shell's "interrupted"
 
 
-def summary(result, epochs: int) -> list[str]:
-    """The closing lines: where the checkpoint is, which epoch it holds, how to use it."""
+def cmd_train_unet(args) -> int:
+    """Check the options, read every (image, class labels) pair, train, report."""
+    from napari_samphase.cli.parser import parse_class_names
+    from napari_samphase.core.errors import InputError
+    from napari_samphase.core.training.data import pairs_from_folders
+    from napari_samphase.core.training.runs import state_path
+    from napari_samphase.core.training.unet_trainer import (
+        UNetTrainConfig,
+        check_config,
+        train_unet,
+    )
+
+    config = _config(UNetTrainConfig, check_config, args)
+    names = parse_class_names(args.class_names)
+    if args.resume and not state_path(args.out).is_file():
+        raise InputError(f"resume: {state_path(args.out)} does not exist (nothing to continue)")
+    # label values are classes as they are; pixels equal to --ignore are unlabelled
+    pairs = pairs_from_folders(args.images, args.labels)
+
+    def start(progress, on_epoch):
+        return train_unet(
+            pairs,
+            config,
+            args.out,
+            progress=progress,
+            on_epoch=on_epoch,
+            resume=args.resume,
+            init=args.init,
+            class_names=names,
+        )
+
+    result = run_training(start, config.epochs, args.quiet, args.out)
+    use = f"samphase predict {result.checkpoint} IMAGE... --out DIR"
+    for line in summary(result, config.epochs, use):
+        print(line)
+    return 130 if result.stopped == "cancelled" else 0
+
+
+def summary(result, epochs: int, use: str) -> list[str]:
+    """The closing lines: where the checkpoint is, which epoch it holds (with its val
+    IoU), why the run stopped, and ``use``: how to use it."""
     best = next((r for r in result.history if r.epoch == result.best_epoch), None)
     iou = f", val IoU {best.val_iou:.3f}" if best is not None and best.val_iou is not None else ""
     ran = len(result.history)
@@ -126,11 +204,11 @@ def summary(result, epochs: int) -> list[str]:
     }.get(result.stopped, result.stopped)
     return [
         f"checkpoint: {result.checkpoint} (best epoch {result.best_epoch}{iou}; {why})",
-        f"use it: samphase segment IMAGE --checkpoint {result.checkpoint} --out DIR",
+        f"use it: {use}",
     ]
 
 
-TRAINERS = {"sam": cmd_train_sam}
+TRAINERS = {"sam": cmd_train_sam, "unet": cmd_train_unet}
 
 
 def cmd_train(args) -> int:
