@@ -304,3 +304,19 @@ def test_sample_pixel_size_is_nominal():
 
     assert SAMPLE_PIXEL_SIZE.known and SAMPLE_PIXEL_SIZE.um > 0
     assert "nominal" in SAMPLE_PIXEL_SIZE.source
+
+
+@pytest.mark.parametrize("k", [2, 3, 4])
+def test_a_class_stack_is_written_as_gray_planes_not_colour(tmp_path, k):
+    import tifffile
+
+    from napari_samphase.core.image.io import write_tiff
+    from napari_samphase.core.image.units import PixelSize, read_pixel_size
+
+    probs = np.random.default_rng(0).random((k, 20, 30), dtype=np.float32)
+    path = tmp_path / "p.tif"
+    write_tiff(path, probs, pixel_size=PixelSize.parse("10nm"))
+    with tifffile.TiffFile(path) as tif:
+        assert tif.pages[0].photometric == tifffile.PHOTOMETRIC.MINISBLACK
+        np.testing.assert_array_equal(tif.series[0].asarray().reshape(probs.shape), probs)
+    assert read_pixel_size(path).um == pytest.approx(0.01)

@@ -107,7 +107,8 @@ _IMAGEJ_DTYPES = {np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32)}
 def _imagej_compatible(array: np.ndarray) -> bool:
     if array.ndim == 3 and array.shape[-1] == 3:
         return array.dtype == np.uint8  # RGB
-    return array.ndim == 2 and array.dtype in _IMAGEJ_DTYPES
+    # 2D, or a stack of gray planes (ImageJ channels)
+    return array.ndim in (2, 3) and array.dtype in _IMAGEJ_DTYPES
 
 
 def write_tiff(path: str | Path, array: np.ndarray, pixel_size: PixelSize | None = None) -> None:
@@ -118,7 +119,8 @@ def write_tiff(path: str | Path, array: np.ndarray, pixel_size: PixelSize | None
     path : str or Path
         Output file.
     array : ndarray
-        2D image or labels, or H x W x 3 RGB.
+        2D image or labels, H x W x 3|4 RGB(A), or a K x H x W stack of gray planes
+        (e.g. class probabilities; never taken for planar colour).
     pixel_size : PixelSize, optional
         Written when known, so that ImageJ/Fiji and :func:`read_pixel_size` see it:
         ImageJ calibration (XResolution in pixels per um, ``unit=um``) for the types
@@ -128,14 +130,16 @@ def write_tiff(path: str | Path, array: np.ndarray, pixel_size: PixelSize | None
     import tifffile
 
     array = np.asarray(array)
-    kwargs: dict = {}
+    planes = array.ndim == 3 and array.shape[-1] not in (3, 4)
+    kwargs: dict = {"photometric": "minisblack"} if planes else {}
     if pixel_size is not None and pixel_size.known:
         if _imagej_compatible(array):
             per_um = 1.0 / pixel_size.um
-            kwargs = {"imagej": True, "resolution": (per_um, per_um), "metadata": {"unit": "um"}}
+            meta = {"unit": "um", **({"axes": "CYX"} if planes else {})}
+            kwargs |= {"imagej": True, "resolution": (per_um, per_um), "metadata": meta}
         else:
             per_cm = 1e4 / pixel_size.um
-            kwargs = {"resolution": (per_cm, per_cm), "resolutionunit": "CENTIMETER"}
+            kwargs |= {"resolution": (per_cm, per_cm), "resolutionunit": "CENTIMETER"}
     tifffile.imwrite(path, array, compression="zlib", **kwargs)
 
 
