@@ -58,8 +58,6 @@ def _wait(qtbot, w, timeout=120_000):
 
 
 def test_images_with_masks_are_listed(widget):
-    from napari_samphase._napari.phase_mapper import MASKS
-
     viewer, w = widget
     assert w.train.chosen() == ["m0", "m1"]
     viewer.add_image(np.zeros((50, 60), np.uint8), name="other")
@@ -73,9 +71,9 @@ def test_images_with_masks_are_listed(widget):
         "m1"
     ]
     assert w.train.chosen() == []
-    # the current image's masks are the widget's own masks layer
-    viewer.add_labels(np.zeros((96, 96), np.int32), name=MASKS)
-    assert w.mapper.training_sources() == {"m0": MASKS, "m1": "m1 masks"}
+    # the widget's own masks layer of the current image pairs up again
+    viewer.add_labels(np.zeros((96, 96), np.int32), name=w.mapper.layer_name("masks"))
+    assert w.mapper.training_sources() == {"m0": "m0 masks", "m1": "m1 masks"}
     assert w.train.chosen() == ["m0"]
 
 
@@ -223,14 +221,13 @@ def test_screenshot_of_the_train_section(widget, qtbot, tmp_path, monkeypatch):
 def test_the_widget_masks_pair_only_with_the_image_they_were_made_on(widget):
     """Masks made on m0 in the widget's own layer must not become m1's training labels
     when the user switches to m1 (the same size) without renaming the layer."""
-    from napari_samphase._napari.phase_mapper import MASKS
     from napari_samphase.core.image.labels import Segmentation, table_from_labels
 
     viewer, w = widget
     viewer.layers["m0 masks"].name = "m0 drawn"
     labels = np.asarray(viewer.layers["m0 drawn"].data)
     w.mapper.apply_segmentation(Segmentation(labels, table_from_labels(labels)))
-    assert w.mapper.training_sources()["m0"] == MASKS
+    assert w.mapper.training_sources()["m0"] == w.mapper.layer_name("masks")
     viewer.layers["m1 masks"].name = "m1 drawn"  # m1 has no masks of its own now
     w.image_combo.setCurrentText("m1")
-    assert w.mapper.training_sources() == {}
+    assert w.mapper.training_sources() == {"m0": "m0 masks"}  # named after their image

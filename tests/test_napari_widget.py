@@ -53,17 +53,21 @@ def test_sample_data_and_writers(tmp_path):
 
 def test_full_run_weight_free(widget, qtbot, tmp_path):
     """Sample image -> superpixels -> phases -> same-phase click -> edit -> re-cluster."""
-    from napari_samphase._napari.phase_mapper import MASKS, PHASES, boxes_name
+    from napari_samphase._napari.layers import phase_boxes_name
     from napari_samphase._napari.sample_data import synthetic_micrograph
 
     viewer, w = widget
     data, meta, _ = synthetic_micrograph()[0]
     viewer.add_image(data, **meta)
     assert w.image_combo.currentText() == "synthetic micrograph"
+
+    def boxes_name(phase):
+        return phase_boxes_name("synthetic micrograph", phase)
+
     w.model_combo.setCurrentText("superpixels (no weights)")
     w.run_segment_everything()
     _wait(qtbot, w)
-    masks = viewer.layers[MASKS]
+    masks = viewer.layers["synthetic micrograph masks"]
     assert masks.data.max() > 50
     assert "area" in masks.features
     assert len(masks.features) == len(np.unique(masks.data[masks.data > 0]))
@@ -72,7 +76,7 @@ def test_full_run_weight_free(widget, qtbot, tmp_path):
     w.background_combo.setCurrentText("ignore")
     w.run_find_phases()
     _wait(qtbot, w)
-    phases = viewer.layers[PHASES]
+    phases = viewer.layers["synthetic micrograph phases"]
     assert phases.data.max() == 4
     assert "phase" in masks.features
     assert w.table.rowCount() == 4
@@ -113,7 +117,8 @@ def test_full_run_weight_free(widget, qtbot, tmp_path):
     out = tmp_path / "phases.csv"
     w.mapper.export_table(str(out))
     lines = out.read_text().splitlines()
-    assert lines[0] == "phase,color,area_fraction,count,mean_intensity"
+    assert lines[0].split(",") == list(w.mapper.table)
+    assert "area_um2" in lines[0]  # the sample's nominal pixel size: areas in um^2
     assert len(lines) == 1 + w.table.rowCount()
     assert (tmp_path / "phases.png").is_file()
     # the panoptic map beside the table holds both layers: phase of every pixel, and
@@ -138,7 +143,7 @@ def test_full_run_weight_free(widget, qtbot, tmp_path):
     # new masks: the boxes of the old ones go, and so does the same-phase index
     w.run_segment_everything()
     _wait(qtbot, w)
-    assert not [layer for layer in viewer.layers if layer.name.startswith("same-phase boxes")]
+    assert not [layer for layer in viewer.layers if "same-phase boxes" in layer.name]
     assert w.mapper.query is None
 
 
@@ -153,7 +158,6 @@ def test_errors_become_notifications_not_tracebacks(widget, qtbot):
 def _sample_with_threshold_masks(widget, qtbot):
     """The sample micrograph segmented by the weight-free threshold proposer; its
     masks layer."""
-    from napari_samphase._napari.phase_mapper import MASKS
     from napari_samphase._napari.sample_data import synthetic_micrograph
 
     viewer, w = widget
@@ -162,7 +166,7 @@ def _sample_with_threshold_masks(widget, qtbot):
     w.model_combo.setCurrentText("threshold (no weights)")
     w.run_segment_everything()
     _wait(qtbot, w)
-    return viewer.layers[MASKS]
+    return viewer.layers[w.mapper.layer_name("masks")]
 
 
 def test_undo_of_label_edits_survives_reclustering(widget, qtbot):
@@ -185,7 +189,6 @@ def test_same_phase_by_mouse_on_the_canvas(make_napari_viewer, qtbot, click_canv
     the matrix says background."""
     from scipy import ndimage as ndi
 
-    from napari_samphase._napari.phase_mapper import MASKS, PHASES
     from napari_samphase._napari.sample_data import synthetic_micrograph
     from napari_samphase._qt.samphase_widget import SamphaseWidget
 
@@ -201,23 +204,23 @@ def test_same_phase_by_mouse_on_the_canvas(make_napari_viewer, qtbot, click_canv
     _wait(qtbot, w)
     viewer.reset_view()
     w.set_mode("same phase")
-    masks = np.asarray(viewer.layers[MASKS].data)
+    masks_name, phases_name = w.mapper.layer_name("masks"), w.mapper.layer_name("phases")
+    masks = np.asarray(viewer.layers[masks_name].data)
     for mask_id in np.unique(masks)[[3, -3]]:
         r, c = np.argwhere(ndi.binary_erosion(masks == mask_id, iterations=2))[0]
         click_canvas(viewer, r, c)
         expected = w.mapper.query(r, c)
-        assert viewer.layers[PHASES].selected_label == expected.phase
+        assert viewer.layers[phases_name].selected_label == expected.phase
         assert f"{len(expected.mask_ids)} components" in w.info.text()
     r, c = np.argwhere(ndi.binary_erosion(masks == 0, iterations=4))[0]
     click_canvas(viewer, r, c)
     assert "background" in w.info.text()
-    assert not viewer.layers[PHASES].show_selected_label
+    assert not viewer.layers[phases_name].show_selected_label
 
 
 def test_every_weight_free_entry_segments_the_sample(widget, qtbot):
     """Each listed weight-free proposer runs from the widget with its own options: on
     the sample (dark and bright particles) the dark + bright watershed finds more."""
-    from napari_samphase._napari.phase_mapper import MASKS
     from napari_samphase._napari.sample_data import synthetic_micrograph
     from napari_samphase._qt.samphase_widget import WEIGHT_FREE
     from napari_samphase.core.evaluation.metrics import instance_metrics
@@ -233,7 +236,7 @@ def test_every_weight_free_entry_segments_the_sample(widget, qtbot):
         assert not w.load_btn.isEnabled()  # nothing to load without weights
         w.run_segment_everything()
         _wait(qtbot, w)
-        labels = np.asarray(viewer.layers[MASKS].data)
+        labels = np.asarray(viewer.layers["synthetic micrograph masks"].data)
         recall[entry] = instance_metrics(labels, truth)["recall50"]
         assert labels.max() > 0
     both = recall["watershed, dark + bright particles (no weights)"]
@@ -325,7 +328,7 @@ def test_derived_layers_follow_the_image_scale_translate_and_units(
     real mouse click in same-phase mode hits the component under the cursor."""
     from scipy import ndimage as ndi
 
-    from napari_samphase._napari.phase_mapper import MASKS, PHASES, boxes_name
+    from napari_samphase._napari.layers import phase_boxes_name
     from napari_samphase._napari.sample_data import synthetic_micrograph
     from napari_samphase._qt.samphase_widget import SamphaseWidget
 
@@ -333,16 +336,21 @@ def test_derived_layers_follow_the_image_scale_translate_and_units(
     w = SamphaseWidget(viewer)
     qtbot.addWidget(w)
     data, meta, _ = synthetic_micrograph()[0]
+    meta = {k: v for k, v in meta.items() if k not in ("scale", "units")}
     image = viewer.add_image(
         data, scale=(0.5, 0.25), translate=(10, 20), units=("um", "um"), **meta
     )
+
+    def boxes_name(phase):
+        return phase_boxes_name(image.name, phase)
+
     w.model_combo.setCurrentText("watershed, dark + bright particles (no weights)")
     w.run_segment_everything()
     _wait(qtbot, w)
     w.run_find_phases()
     _wait(qtbot, w)
-    masks, phases = viewer.layers[MASKS], viewer.layers[PHASES]
-    derived = [masks, phases, w.mapper.prompts_layer()]
+    masks, phases = viewer.layers[f"{image.name} masks"], viewer.layers[f"{image.name} phases"]
+    derived = [masks, phases, w.mapper.prompts_layer(), w.mapper.boxes_layer()]
     derived += [viewer.layers[boxes_name(p)] for p in w.mapper.query.phases()]
     for layer in derived:
         assert np.allclose(layer.scale, image.scale), layer.name
@@ -419,28 +427,28 @@ def test_progress_bars_count_the_reported_units(qtbot, monkeypatch):
 def test_pixel_phase_mode_maps_texture_phases_and_its_components_become_the_masks(widget, qtbot):
     """Equal-gray lamellae: the widget's "pixels" and "auto" modes find the texture
     phases (the masks mode cannot), and the same-phase click works on the components."""
-    from napari_samphase._napari.phase_mapper import MASKS, PHASES
     from napari_samphase.core.evaluation.metrics import semantic_metrics
     from napari_samphase.core.image.kinds import KINDS
 
     viewer, w = widget
     image, truth = KINDS["lamellae"](3)
     viewer.add_image(image, name="lamellae")
+    masks_name, phases_name = "lamellae masks", "lamellae phases"
     w.k_spin.setValue(int(truth.max()) + 1)
     scores = {}
     for mode in ("pixels", "auto"):
         w.mode_combo.setCurrentText(mode)
         w.run_find_phases()
         _wait(qtbot, w)
-        scores[mode] = semantic_metrics(np.asarray(viewer.layers[PHASES].data), truth)["miou"]
-        masks = np.asarray(viewer.layers[MASKS].data)
+        scores[mode] = semantic_metrics(np.asarray(viewer.layers[phases_name].data), truth)["miou"]
+        masks = np.asarray(viewer.layers[masks_name].data)
         assert np.array_equal(masks, w.mapper.result.labels)
     assert w.mapper.result.mode == "pixels"  # what auto chose
     assert scores["pixels"] >= 0.8 and scores["auto"] == scores["pixels"]
     w.set_mode("same phase")
     hit = w.click(100, 100)
     assert not hit.is_background
-    assert hit.phase == int(np.asarray(viewer.layers[PHASES].data)[100, 100])
+    assert hit.phase == int(np.asarray(viewer.layers[phases_name].data)[100, 100])
 
 
 def test_mask_features_follow_undo_redo_and_painting(widget, qtbot):

@@ -1,6 +1,7 @@
 """The dock widget: a thin Qt view over :class:`PhaseMapper` (one per widget, in
 ``napari_samphase._napari.phase_mapper``). The ``run_*`` actions start background
-work (napari progress bar, Cancel); clicks and commits act at once."""
+work (napari progress bar, Cancel); clicks, boxes and commits act at once. The first
+phases found dock the measurement dock (``_qt.measure_dock.MeasureDock``) beside it."""
 
 from __future__ import annotations
 
@@ -11,15 +12,19 @@ from qtpy.QtWidgets import (
     QButtonGroup,
     QCheckBox,
     QComboBox,
+    QDockWidget,
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMainWindow,
     QPushButton,
     QRadioButton,
+    QScrollArea,
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
@@ -47,16 +52,49 @@ WEIGHT_FREE = {
 MODES = ("navigate", "segment", "same phase", "assign")
 
 
+def _fmt(value, spec: str = ".3g") -> str:
+    value = float(value)
+    return "–" if not np.isfinite(value) else format(value, spec)
+
+
+# The phase table: header ("{unit}": the length unit of the image) -> the text of row i
+# of the table t (core.outputs.report.phase_table); u is the image's PixelSize.
+TABLE_COLUMNS = {
+    "phase": lambda t, i, u: "background" if t["phase"][i] == 0 else str(t["phase"][i]),
+    "area % [95% CI]": lambda t, i, u: (
+        f"{t['area_fraction'][i]:.2f} [{_fmt(t['area_fraction_ci_low'][i], '.1f')}, "
+        f"{_fmt(t['area_fraction_ci_high'][i], '.1f')}]"
+    ),
+    "area ({unit}²)": lambda t, i, u: _fmt(t[f"area{u.suffix(2)}"][i], ".4g"),
+    "count": lambda t, i, u: str(t["count"][i]),
+    "mean int.": lambda t, i, u: _fmt(t["mean_intensity"][i]),
+}
+UNIT_TEXT = {"um": "µm", "px": "px"}
+
+
+def _dock_of(widget) -> QDockWidget | None:
+    """The QDockWidget holding ``widget`` (the Qt object itself: napari hands plugins
+    proxies of what ``add_dock_widget`` returns, which Qt calls refuse)."""
+    while widget is not None and not isinstance(widget, QDockWidget):
+        widget = widget.parentWidget()
+    return widget
+
+
 class SamphaseWidget(QWidget):
     def __init__(self, napari_viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
         self.mapper = PhaseMapper(napari_viewer)
+        # boxes drawn are previewed here: in a worker when the image must be embedded
+        self.mapper.auto_preview = False
         self.runner = TaskRunner(self._error, self._set_busy)
         self.mode = "navigate"
+        self.measure_dock = None  # docked when phases are first found
         self._build()
         self.mapper.status.connect(self.info.setText, check_nargs=False)
         self.mapper.table_changed.connect(self._show_table)
+        self.mapper.boxes_changed.connect(self._boxes_drawn)
+        self.mapper.subscribe(self._mapper_changed)
         self.viewer.layers.events.inserted.connect(self._refresh_layers)
         self.viewer.layers.events.removed.connect(self._refresh_layers)
         self.viewer.mouse_drag_callbacks.append(self._on_mouse)
@@ -64,12 +102,27 @@ class SamphaseWidget(QWidget):
 
     # -- layout ----------------------------------------------------------------------------
     def _build(self) -> None:
-        root = QVBoxLayout(self)
+        # The controls scroll: the dock may be shorter than all of them (a laptop
+        # screen, or the measurement dock stacked below it).
+        frame = QVBoxLayout(self)
+        frame.setContentsMargins(0, 0, 0, 0)
+        scroll = self.scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        inner = QWidget()
+        root = QVBoxLayout(inner)
         box = QGroupBox("Image and model")
         form = QFormLayout(box)
         self.image_combo = QComboBox()
         self.image_combo.currentTextChanged.connect(self._image_chosen)
         form.addRow("image", self.image_combo)
+        self.pixel_label = QLabel("")
+        self.pixel_label.setToolTip(
+            "from the image layer's scale and units (a TIFF's calibration when opened "
+            "with this plugin's reader); unknown: lengths and areas in pixels"
+        )
+        form.addRow("pixel size", self.pixel_label)
         self.model_combo = QComboBox()
         self.model_combo.addItems([*MODELS, *WEIGHT_FREE])
         self.model_combo.currentTextChanged.connect(self._model_changed)
@@ -106,10 +159,20 @@ class SamphaseWidget(QWidget):
             row.addWidget(rb)
         self.mode_group.idClicked.connect(lambda i: self.set_mode(MODES[i]))
         lay.addLayout(row)
-        lay.addWidget(
-            QLabel("segment: left click +, right or Shift+click −; Enter commits, Escape clears")
+        hint = QLabel(
+            "segment: left click +, right or Shift+click −; Draw box, then drag a "
+            "rectangle; Enter commits, Escape clears"
         )
+        hint.setWordWrap(True)  # a long unwrapped label would widen the dock
+        lay.addWidget(hint)
         row = QHBoxLayout()
+        self.box_btn = QPushButton("Draw box")
+        self.box_btn.setToolTip(
+            "drag a rectangle around an object (elongated or thin ones): SAM's box "
+            "prompt, with or without clicks; the last rectangle counts"
+        )
+        self.box_btn.clicked.connect(self.draw_box)
+        row.addWidget(self.box_btn)
         self.commit_btn = QPushButton("Commit object")
         self.commit_btn.clicked.connect(self.commit)
         clear = QPushButton("Clear prompts")
@@ -197,18 +260,30 @@ class SamphaseWidget(QWidget):
         self.info = QLabel("")
         self.info.setWordWrap(True)
         root.addWidget(self.info)
-        self.table = QTableWidget(0, 5)
-        self.table.setHorizontalHeaderLabels(["", "phase", "area %", "count", "mean int."])
+        self.table = QTableWidget(0, 1 + len(TABLE_COLUMNS))
+        self._set_table_headers()
         self.table.verticalHeader().setVisible(False)
+        self.table.setMinimumHeight(120)  # background + a few phases without scrolling
         root.addWidget(self.table)
         self.chart = PhaseChart()
         root.addWidget(self.chart)
-        export = QPushButton("Export table (CSV + chart PNG + panoptic map)…")
+        export = QPushButton("Export results (tables, COCO, label TIFFs, panoptic)…")
+        export.setToolTip(
+            "BASE.csv (phase table) and beside it: _particles.csv, _statistics.csv, "
+            "_sizes.png, _coco.json, _masks.tif, _phases.tif (calibrated), _panoptic.*, "
+            "_provenance.json"
+        )
         export.clicked.connect(self._export_dialog)
         root.addWidget(export)
         self.train = TrainSection(self)
         root.addWidget(self.train)
         root.addStretch()
+        scroll.setWidget(inner)
+        # as wide as the controls: no horizontal scrolling, nothing cut off
+        scroll.setMinimumWidth(
+            inner.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width()
+        )
+        frame.addWidget(scroll)
         self._model_changed(self.model_combo.currentText())
 
     # -- helpers -----------------------------------------------------------------------------
@@ -228,6 +303,8 @@ class SamphaseWidget(QWidget):
     def _image_chosen(self, name: str):
         layers = self.viewer.layers
         self.mapper.image_layer = layers[name] if name in layers else None  # noqa: SIM401
+        self.pixel_label.setText(self.mapper.pixel_size.describe())
+        self._show_table(self.mapper.table)  # that image's phases (none: empty)
         self.train.refresh()  # the masks layer goes with the current image
 
     def _model_changed(self, name: str):
@@ -267,6 +344,10 @@ class SamphaseWidget(QWidget):
         else:
             show_error(f"{type(exc).__name__}: {exc}")
             self.info.setText(f"error: {exc}")
+
+    def _set_table_headers(self) -> None:
+        unit = UNIT_TEXT.get(self.mapper.pixel_size.length_unit, "px")
+        self.table.setHorizontalHeaderLabels(["", *(h.format(unit=unit) for h in TABLE_COLUMNS)])
 
     def _set_busy(self, busy: bool):
         self.cancel_btn.setEnabled(busy)
@@ -314,7 +395,7 @@ class SamphaseWidget(QWidget):
             (proposer, options), min_area = WEIGHT_FREE[name], self.min_area.value()
             return self.runner.run(
                 lambda p: self.mapper.compute_proposal(proposer, p, min_area=min_area, **options),
-                self.mapper.apply_segmentation,
+                self._apply_segmentation,
                 proposer,
             )
         choice = self.choice()
@@ -325,7 +406,7 @@ class SamphaseWidget(QWidget):
             self.mapper.load_model(choice, progress=progress)
             return self.mapper.compute_everything(progress, pps, iou, stab, min_area)
 
-        return self.runner.run(work, self.mapper.apply_segmentation, "segment everything")
+        return self.runner.run(work, self._apply_segmentation, "segment everything")
 
     def _thresholds(self):
         """(pred IoU, stability); None where the box shows "model default" (0.0)."""
@@ -337,7 +418,7 @@ class SamphaseWidget(QWidget):
         min_area = self.min_area.value()
         return self.runner.run(
             lambda p: self.mapper.compute_regenerate(iou, stab, min_area, p),
-            self.mapper.apply_segmentation,
+            self._apply_segmentation,
             "thresholds",
         )
 
@@ -348,12 +429,31 @@ class SamphaseWidget(QWidget):
         mode = self.mode_combo.currentText()
         return self.runner.run(
             lambda p: self.mapper.compute_phases(k, feats, bg, progress=p, mode=mode),
-            self.mapper.apply_phases,
+            self._apply_phases,
             "find phases",
         )
 
+    def _apply_segmentation(self, seg):
+        return self._guard(self.mapper.apply_segmentation, seg)
+
+    def _apply_phases(self, run):
+        return self._guard(self.mapper.apply_phases, run)
+
     def commit(self):
         self._guard(self.mapper.commit)
+
+    def draw_box(self):
+        """Segment mode with the image's boxes layer in rectangle mode: a dragged
+        rectangle is SAM's box prompt (previewed with the clicks)."""
+        self.set_mode("segment")
+        layer = self._guard(self.mapper.boxes_layer)
+        if layer is None:
+            return None
+        for key, action in (("Enter", self.commit), ("Escape", self.clear_prompts)):
+            layer.bind_key(key, lambda _, action=action: action(), overwrite=True)
+        self.viewer.layers.selection.active = layer
+        layer.mode = "add_rectangle"
+        return layer
 
     def clear_prompts(self):
         self._guard(self.mapper.clear_prompts)
@@ -387,14 +487,30 @@ class SamphaseWidget(QWidget):
         if mapper.embedding_is_current():
             return mapper.add_prompt(row, col, positive)
         mapper.add_prompt(row, col, positive, preview=False)
-        if not self.runner.busy:  # clicks during the embedding are previewed with it
+        self._preview_after_embedding()
+        return None
+
+    def _boxes_drawn(self):
+        """A box prompt drawn, moved or deleted: preview at once, or after a worker
+        embedded the image."""
+        mapper = self.mapper
+        if mapper.session is None:
+            self.info.setText("load a SAM model first (Load + embed): boxes prompt SAM")
+            return None
+        if mapper.embedding_is_current():
+            return self._guard(mapper.update_preview)
+        self._preview_after_embedding()
+        return None
+
+    def _preview_after_embedding(self):
+        mapper = self.mapper
+        if not self.runner.busy:  # prompts during the embedding are previewed with it
             self.info.setText("computing the image embedding: the preview follows")
             self.runner.run(
                 mapper.ensure_embedding,
                 lambda _: self._guard(mapper.update_preview),
                 "image embedding",
             )
-        return None
 
     def _on_mouse(self, viewer, event):
         if self.mode == "navigate" or self.mapper.image_layer is None:
@@ -412,27 +528,72 @@ class SamphaseWidget(QWidget):
         self.click(row, col, negative)
 
     def _show_table(self, table):
+        """The phase table in the image's units (None: no phases, an empty table)."""
+        self._set_table_headers()
+        self.pixel_label.setText(self.mapper.pixel_size.describe())
+        if table is None:
+            self.table.setRowCount(0)
+            self.chart.set_table({"phase": [], "area_fraction": [], "color": []})
+            return
+        size = self.mapper.pixel_size
         n = len(table["phase"])
         self.table.setRowCount(n)
         for i in range(n):
             swatch = QTableWidgetItem("")
             swatch.setBackground(QColor(table["color"][i]))
-            cells = [
-                swatch,
-                QTableWidgetItem(
-                    "background" if table["phase"][i] == 0 else str(table["phase"][i])
-                ),
-                QTableWidgetItem(f"{table['area_fraction'][i]:.2f}"),
-                QTableWidgetItem(str(table["count"][i])),
-                QTableWidgetItem(f"{table['mean_intensity'][i]:.3f}"),
-            ]
+            cells = [swatch, *(QTableWidgetItem(cell(table, i, size))
+                               for cell in TABLE_COLUMNS.values())]  # fmt: skip
             for j, item in enumerate(cells):
                 item.setFlags(item.flags() & ~Qt.ItemIsEditable)
                 self.table.setItem(i, j, item)
         self.table.resizeColumnsToContents()
         self.chart.set_table(table)
 
+    def table_rows(self) -> list[list[str]]:
+        """The phase table as shown (header row first): for tests and copy-paste."""
+        cols = range(1, self.table.columnCount())
+        rows = [[self.table.horizontalHeaderItem(j).text() for j in cols]]
+        for i in range(self.table.rowCount()):
+            rows.append([self.table.item(i, j).text() for j in cols])
+        return rows
+
+    # -- measurement dock ----------------------------------------------------------------------
+    def _mapper_changed(self, kind, value):
+        if kind == "phases" and self.measure_dock is None:
+            self.show_measurements()
+
+    def show_measurements(self):
+        """Dock the measurement dock (per-phase statistics and size histograms that
+        follow re-clustering, mask edits and the highlighted phase), or show it again."""
+        from napari_samphase._qt.measure_dock import DOCK_NAME, MeasureDock
+
+        dock = self.measure_dock
+        if dock is None:
+            dock = self.measure_dock = MeasureDock(self.viewer, self.mapper)
+            self.viewer.window.add_dock_widget(dock, name=DOCK_NAME, area="right")
+            self._share_height(_dock_of(dock))
+        else:  # shown again, and given its share of the height again
+            docked = _dock_of(dock)
+            if docked is not None:
+                docked.show()
+                docked.raise_()
+                self._share_height(docked)
+        if self.mapper.result is not None:  # phases found before it subscribed
+            dock.notify("phases", self.mapper.result)
+            dock.set_highlight(self.mapper.highlighted)
+        return dock
+
+    def _share_height(self, docked) -> None:
+        """Stacked below this widget's dock, the measurement dock takes two fifths of
+        the height (Qt would give it all the room its chart asks for)."""
+        own = _dock_of(self)
+        main = None if docked is None else docked.parentWidget()
+        if own is None or not isinstance(main, QMainWindow):
+            return
+        height = max(own.height() + docked.height(), 500)
+        main.resizeDocks([own, docked], [height * 3 // 5, height * 2 // 5], Qt.Vertical)
+
     def _export_dialog(self):
-        path, _ = QFileDialog.getSaveFileName(self, "Export phase table", "phases.csv", "*.csv")
+        path, _ = QFileDialog.getSaveFileName(self, "Export results", "phases.csv", "*.csv")
         if path:
             self._guard(self.mapper.export_table, path)

@@ -67,8 +67,9 @@ class TrainSection(QGroupBox):
         self.images = QListWidget()
         self.images.setMaximumHeight(80)
         self.images.setToolTip(
-            "open images with masks: the current image's 'SAM masks', or a Labels layer "
-            "named 'IMAGE masks' (rename 'SAM masks' to keep it when moving on)"
+            "open images with masks: a Labels layer of the image's size named 'IMAGE "
+            "masks' (what segmenting IMAGE fills), 'IMAGE_masks', 'IMAGE labels' or "
+            "'IMAGE_labels'"
         )
         form.addRow("images", self.images)
         self.mode = QComboBox()

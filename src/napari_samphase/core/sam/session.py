@@ -86,6 +86,13 @@ class SamSession:
         self.frame = None  # LogitFrame of the current image
 
     @property
+    def checkpoint_sha256(self) -> str | None:
+        """SHA-256 of the checkpoint file the weights came from (:meth:`from_name`
+        records it in ``checkpoint_id`` as ``PATH#SHA``); None for in-memory weights."""
+        _, sep, digest = self.checkpoint_id.rpartition("#")
+        return digest if sep and len(digest) == 64 else None
+
+    @property
     def encoder_bf16(self) -> bool:
         """bf16 image encoder: on CUDA, and on CPUs with native bf16 (AVX512-BF16/AMX)
         under "auto"; the decoder always runs in fp32."""
@@ -186,34 +193,74 @@ class SamSession:
         xy = np.asarray(points_rc, np.float64)[..., ::-1] + 0.5
         return self.transform.apply_coords(xy, self.original_size)
 
-    # -- point prompts -----------------------------------------------------------------
-    def predict(self, points, labels=None) -> PromptResult:
-        """Positive (label 1) and negative (label 0) clicks -> one mask and its score.
+    # -- point and box prompts ---------------------------------------------------------
+    def predict(self, points=None, labels=None, box=None) -> PromptResult:
+        """Positive (label 1) and negative (label 0) clicks and/or a box -> one mask and
+        its score.
 
-        One click: the best of SAM's three outputs; several: the single-mask output.
+        One click alone: the best of SAM's three outputs; anything more (several
+        clicks, or a box) makes the prompt unambiguous: the single-mask output.
+
+        Parameters
+        ----------
+        points : array-like, optional
+            N x 2 (row, col) image pixels; may be empty or None when ``box`` is given.
+        labels : array-like, optional
+            One label per point (1 positive, 0 negative); None: all positive.
+        box : array-like, optional
+            ``(x0, y0, x1, y1)`` in image pixels as segment-anything's predictor takes
+            it (x = column, y = row; pixel ``(r, c)`` spans ``[c, c + 1) x [r, r + 1)``).
+            Clipped to the image.
         """
         self._require_image()
         torch = self._torch
-        pts = np.asarray(points, np.float64).reshape(-1, 2)
-        if len(pts) == 0:
-            raise InputError("at least one point is needed")
+        pts = np.zeros((0, 2)) if points is None else np.asarray(points, np.float64)
+        pts = pts.reshape(-1, 2)
+        if len(pts) == 0 and box is None:
+            raise InputError("at least one point or a box is needed")
         lab = np.ones(len(pts), int) if labels is None else np.asarray(labels, int).ravel()
         if len(lab) != len(pts):
             raise InputError("one label per point is needed")
         h, w = self.original_size
         if (pts < 0).any() or (pts[:, 0] >= h).any() or (pts[:, 1] >= w).any():
             raise InputError("a point lies outside the image")
-        coords = self.to_model_coords(pts)
-        sparse = self.decoder.sparse(
-            torch.as_tensor(coords[None], dtype=torch.float32, device=self.device),
-            torch.as_tensor(lab[None], dtype=torch.int64, device=self.device),
-        )
+        dev = self.device
+        point_prompt = None
+        if len(pts):
+            coords = self.to_model_coords(pts)
+            point_prompt = (
+                torch.as_tensor(coords[None], dtype=torch.float32, device=dev),
+                torch.as_tensor(lab[None], dtype=torch.int64, device=dev),
+            )
+        box_prompt = None
+        if box is not None:
+            xyxy = self._check_box(box)
+            box_prompt = torch.as_tensor(
+                self.transform.apply_boxes(xyxy[None], self.original_size),
+                dtype=torch.float32,
+                device=dev,
+            )
+        with torch.inference_mode():
+            # without a box, the prompt encoder appends SAM's padding point itself
+            sparse, _ = self.sam.prompt_encoder(points=point_prompt, boxes=box_prompt, masks=None)
         iou, hyper, keys = self.decoder.transformer(sparse)
         iou = iou[0].float().cpu().numpy()
-        idx = int(np.argmax(iou[1:]) + 1) if len(pts) == 1 else 0
+        ambiguous = len(pts) == 1 and box is None
+        idx = int(np.argmax(iou[1:]) + 1) if ambiguous else 0
         low = self.decoder.upscale(keys, hyper[:, idx : idx + 1])
         mask = self.upsample(low)[0, 0] > self.sam.mask_threshold
         return PromptResult(mask.cpu().numpy(), float(iou[idx]), idx)
+
+    def _check_box(self, box) -> np.ndarray:
+        """``(x0, y0, x1, y1)`` clipped to the image; InputError when nothing is left."""
+        xyxy = np.asarray(box, np.float64).ravel()
+        if xyxy.shape != (4,) or not np.isfinite(xyxy).all():
+            raise InputError("a box is four numbers: x0, y0, x1, y1")
+        h, w = self.original_size
+        xyxy = np.clip(xyxy, 0, [w, h, w, h])
+        if not (xyxy[2] > xyxy[0] and xyxy[3] > xyxy[1]):
+            raise InputError("the box is empty or lies outside the image (x0 < x1, y0 < y1)")
+        return xyxy
 
     def upsample(self, low):
         """Low-res logits (B x M x h x w) -> image size, as SAM's ``postprocess_masks``."""
