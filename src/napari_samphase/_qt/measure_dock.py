@@ -456,7 +456,7 @@ class MeasureDock(QWidget):
 def measure_selected_labels(viewer: Viewer) -> MeasureDock:
     """Dock the measurements of the selected Labels layer (Layers > Measure).
 
-    A phase map is measured as it is; the SAM masks layer after Find phases as
+    A phase map is measured as it is; an image's masks layer after Find phases as
     particles with their phases (see ``_napari.menus.measurement_inputs``). The
     sizes are in the layer's (or its image's) units.
 
