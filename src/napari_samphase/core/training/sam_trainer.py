@@ -32,7 +32,6 @@ is written with :func:`loading.save_checkpoint` and loads with
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -48,12 +47,15 @@ from napari_samphase.core.training.runs import (
     EpochReport,
     RunState,
     TrainResult,
-    check_same_config,
+    finish_epoch,
+    metrics_of,
     now,
-    out_of_time,
     package_version,
+    read_training_state,
+    restore_training_state,
     save_atomically,
     state_path,
+    training_state,
 )
 from napari_samphase.core.training.sam_config import (  # noqa: F401 (re-exported)
     RESUMABLE_CHANGES,
@@ -72,7 +74,6 @@ VAL_STREAM = 7919  # validation prompts: seeded apart from training's
 CALIB_GOOD = 0.5
 CALIB_QUANTILE = 0.1
 CALIB_MIN = 5
-STATE_FORMAT = 1
 
 
 @dataclass
@@ -540,25 +541,20 @@ class SamTrainer:
                 rep = EpochReport(
                     epoch, float(np.mean(losses)), val_loss, val_iou, time.perf_counter() - t_epoch
                 )
-                run.history.append(rep)
-                run.epoch = epoch
-                monitored = rep.train_loss if val_loss is None else val_loss
-                if not np.isfinite([rep.train_loss, monitored]).all():
-                    kept = f"; epoch {run.best_epoch} is kept in {out}" if run.best_epoch else ""
-                    raise InputError(
-                        f"the loss is not finite at epoch {epoch} (a learning rate too high "
-                        f"for these data? lr={cfg.lr:g}){kept}"
-                    )
-                if run.improved(monitored, epoch):
-                    self._save(out, data, run)
-                self._save_state(state_file, run, train, val)
-                if on_epoch is not None:
-                    on_epoch(rep)
-                if cfg.patience and run.since_best >= cfg.patience:
-                    stopped = "early_stop"
-                    break
-                if out_of_time(cfg.max_minutes, t0):
-                    stopped = "time"
+                why = finish_epoch(
+                    run,
+                    rep,
+                    out=out,
+                    lr=cfg.lr,
+                    save_best=lambda: self._save(out, data, run),
+                    save_state=lambda: self._save_state(state_file, run, train, val),
+                    on_epoch=on_epoch,
+                    patience=cfg.patience,
+                    max_minutes=cfg.max_minutes,
+                    t0=t0,
+                )
+                if why:
+                    stopped = why
                     break
         except Cancelled:
             if run.best_epoch is None:
@@ -575,19 +571,12 @@ class SamTrainer:
         """Write the current weights (the best so far) with their metadata."""
         from napari_samphase.core.sam.loading import save_checkpoint
 
-        best = run.history[-1]
         metadata = {
             "base": self.config.base,
             "base_sha256": self.model.sha256,
             "config": asdict(self.config),
             "training_data": data,
-            "metrics": {
-                "best_epoch": best.epoch,
-                "train_loss": best.train_loss,
-                "val_loss": best.val_loss,
-                "val_iou": best.val_iou,
-                "history": [asdict(r) for r in run.history],
-            },
+            "metrics": metrics_of(run),
             "created": now(),
             "samphase_version": package_version(),
         }
@@ -595,39 +584,17 @@ class SamTrainer:
         save_checkpoint(self.sam, out, self.model.architecture, thresholds, **metadata)
 
     def _save_state(self, path: Path, run: RunState, train, val) -> None:
-        torch = self._torch
         params = dict(self.sam.named_parameters())
-        state = {
-            "format": STATE_FORMAT,
-            **run.as_state(),
-            "config": asdict(self.config),
-            "base_sha256": self.model.sha256,
-            "train": [s.name for s in train],
-            "val": [s.name for s in val],
-            "trainable": {n: params[n].detach().cpu().clone() for n in self.trainable},
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "numpy_rng": json.dumps(self.rng.bit_generator.state),
-            "torch_rng": torch.get_rng_state(),
-        }
+        trainable = {n: params[n].detach().cpu().clone() for n in self.trainable}
+        state = training_state(
+            self, run, train, val, base_sha256=self.model.sha256, trainable=trainable
+        )
         save_atomically(state, path)
 
     def _restore(self, path: Path, out: Path, train, val) -> RunState:
         """Load ``path`` (written by :meth:`_save_state`) into this trainer."""
-        torch = self._torch
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise InputError(f"{path}: cannot read the training state ({first})") from None
-        keys = ("format", "config", "train", "val", "base_sha256", "trainable", "epoch")
-        if not isinstance(state, dict) or any(k not in state for k in keys):
-            raise InputError(f"{path} is not a training state written by napari-samphase")
-        if int(state["format"]) > STATE_FORMAT:
-            raise InputError(f"{path} was written by a newer napari-samphase; update it")
-        check_same_config(state.get("config", {}), asdict(self.config), RESUMABLE_CHANGES, path)
-        if state["train"] != [s.name for s in train] or state["val"] != [s.name for s in val]:
-            raise InputError(f"resume: the training images differ from the run saved in {path}")
+        keys = ("base_sha256", "trainable")
+        state = read_training_state(path, self, train, val, keys, RESUMABLE_CHANGES)
         if state["base_sha256"] != self.model.sha256:
             raise InputError(f"resume: the base model {self.config.base} has changed since {path}")
         if sorted(state["trainable"]) != sorted(self.trainable):
@@ -635,14 +602,10 @@ class SamTrainer:
         if not out.is_file():
             raise InputError(f"resume: the checkpoint {out} is missing")
         params = dict(self.sam.named_parameters())
-        with torch.no_grad():
+        with self._torch.no_grad():
             for n, value in state["trainable"].items():
                 params[n].copy_(value)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.rng.bit_generator.state = json.loads(state["numpy_rng"])
-        torch.set_rng_state(state["torch_rng"])
-        return RunState.from_state(state)
+        return restore_training_state(self, state)
 
 
 def _data_summary(train: list[Sample], val: list[Sample]) -> dict:

@@ -27,7 +27,6 @@ does not import torch.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -44,12 +43,15 @@ from napari_samphase.core.training.runs import (
     EpochReport,
     RunState,
     TrainResult,
-    check_same_config,
+    finish_epoch,
+    metrics_of,
     now,
-    out_of_time,
     package_version,
+    read_training_state,
+    restore_training_state,
     save_atomically,
     state_path,
+    training_state,
 )
 from napari_samphase.core.unet.config import PADDINGS, UNetConfig, check_unet_config
 
@@ -59,7 +61,6 @@ SCHEDULES = tuple(SCHEDULE_FACTORS)
 RESUMABLE_CHANGES = ("epochs", "max_minutes", "patience", "device")
 ARCHITECTURE = ("depth", "width", "batch_norm", "padding")  # must match an init network
 VAL_TILE = 512  # px, validation tiles (as predict's default)
-STATE_FORMAT = 1
 GRAD_CLIP = 10.0  # max gradient norm: only against rare spikes from large border weights
 
 
@@ -566,25 +567,20 @@ class UNetTrainer:
                 rep = EpochReport(
                     epoch, float(np.mean(losses)), val_loss, val_iou, time.perf_counter() - t_epoch
                 )
-                run.history.append(rep)
-                run.epoch = epoch
-                monitored = rep.train_loss if val_loss is None else val_loss
-                if not np.isfinite([rep.train_loss, monitored]).all():
-                    kept = f"; epoch {run.best_epoch} is kept in {out}" if run.best_epoch else ""
-                    raise InputError(
-                        f"the loss is not finite at epoch {epoch} (a learning rate too high "
-                        f"for these data? lr={cfg.lr:g}){kept}"
-                    )
-                if run.improved(monitored, epoch):
-                    self._save(out, data, run)
-                self._save_state(state_path(out), run, train, val)
-                if on_epoch is not None:
-                    on_epoch(rep)
-                if cfg.patience and run.since_best >= cfg.patience:
-                    stopped = "early_stop"
-                    break
-                if out_of_time(cfg.max_minutes, t0):
-                    stopped = "time"
+                why = finish_epoch(
+                    run,
+                    rep,
+                    out=out,
+                    lr=cfg.lr,
+                    save_best=lambda: self._save(out, data, run),
+                    save_state=lambda: self._save_state(state_path(out), run, train, val),
+                    on_epoch=on_epoch,
+                    patience=cfg.patience,
+                    max_minutes=cfg.max_minutes,
+                    t0=t0,
+                )
+                if why:
+                    stopped = why
                     break
         except Cancelled:
             if run.best_epoch is None:
@@ -600,14 +596,7 @@ class UNetTrainer:
     def _save(self, out: Path, data: dict, run: RunState) -> None:
         from napari_samphase.core.unet.checkpoint import save_unet
 
-        best = run.history[-1]
-        metrics = {
-            "best_epoch": best.epoch,
-            "train_loss": best.train_loss,
-            "val_loss": best.val_loss,
-            "val_iou": best.val_iou,
-            "history": [asdict(r) for r in run.history],
-        }
+        metrics = metrics_of(run)
         save_unet(
             out,
             self.model,
@@ -625,48 +614,21 @@ class UNetTrainer:
         )
 
     def _save_state(self, path: Path, run: RunState, train, val) -> None:
-        torch = self._torch
-        state = {
-            "format": STATE_FORMAT,
-            **run.as_state(),
-            "config": asdict(self.config),
-            "classes": self.classes.tolist(),
-            "train": [s.name for s in train],
-            "val": [s.name for s in val],
-            "model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "numpy_rng": json.dumps(self.rng.bit_generator.state),
-            "torch_rng": torch.get_rng_state(),
-        }
+        weights = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+        state = training_state(self, run, train, val, classes=self.classes.tolist(), model=weights)
         save_atomically(state, path)
 
     def _restore(self, path: Path, out: Path, train, val) -> RunState:
         """Load ``path`` (written by :meth:`_save_state`) into this trainer."""
-        torch = self._torch
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise InputError(f"{path}: cannot read the training state ({first})") from None
-        keys = ("format", "config", "classes", "train", "val", "model", "epoch")
-        if not isinstance(state, dict) or any(k not in state for k in keys):
-            raise InputError(f"{path} is not a U-Net training state written by napari-samphase")
-        if int(state["format"]) > STATE_FORMAT:
-            raise InputError(f"{path} was written by a newer napari-samphase; update it")
-        check_same_config(state["config"], asdict(self.config), RESUMABLE_CHANGES, path)
-        if state["train"] != [s.name for s in train] or state["val"] != [s.name for s in val]:
-            raise InputError(f"resume: the training images differ from the run saved in {path}")
+        what = "a U-Net training state"
+        keys = ("classes", "model")
+        state = read_training_state(path, self, train, val, keys, RESUMABLE_CHANGES, what)
         if state["classes"] != self.classes.tolist():
             raise InputError(f"resume: the label classes differ from the run saved in {path}")
         if not out.is_file():
             raise InputError(f"resume: the checkpoint {out} is missing")
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.rng.bit_generator.state = json.loads(state["numpy_rng"])
-        torch.set_rng_state(state["torch_rng"])
-        return RunState.from_state(state)
+        return restore_training_state(self, state)
 
 
 def _data_summary(train: list[Sample], val: list[Sample]) -> dict:
