@@ -73,3 +73,14 @@ def click_canvas(qtbot):
         qtbot.mouseClick(native, Qt.LeftButton, modifier, QPoint(round(x), round(y)))
 
     return click
+
+
+@pytest.fixture()
+def widget(make_napari_viewer, qtbot):
+    """(viewer, SamphaseWidget) in a real viewer (gui tests; a module may define its own)."""
+    from napari_samphase._qt.samphase_widget import SamphaseWidget
+
+    viewer = make_napari_viewer()
+    w = SamphaseWidget(viewer)
+    qtbot.addWidget(w)
+    return viewer, w

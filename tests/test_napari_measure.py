@@ -3,43 +3,19 @@ units on every derived layer and table, per-mask statistics in ``layer.features`
 provenance in ``layer.metadata``, box prompts, the subscription the measurement dock
 follows, and the exports (COCO instances, calibrated label TIFFs, CSVs)."""
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 pytest.importorskip("napari")
+from tests._gui import DOCS_IMAGES, DOCS_SCREENSHOTS, keep_docs_screenshots, wait_idle
+
 pytestmark = pytest.mark.gui
 
 UM = ("um", "um")
-DOCS_IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
-DOCS_SCREENSHOTS = os.environ.get("SAMPHASE_DOCS_SCREENSHOTS") == "1"
 SHOT = "box-prompt.png"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def docs_untouched():
-    """Running these tests leaves the committed docs screenshot alone (unless asked)."""
-    shot = DOCS_IMAGES / SHOT
-    before = shot.stat().st_mtime_ns if shot.exists() else None
-    yield
-    after = shot.stat().st_mtime_ns if shot.exists() else None
-    assert DOCS_SCREENSHOTS or after == before, f"a test rewrote {shot}"
-
-
-@pytest.fixture()
-def widget(make_napari_viewer, qtbot):
-    from napari_samphase._qt.samphase_widget import SamphaseWidget
-
-    viewer = make_napari_viewer()
-    w = SamphaseWidget(viewer)
-    qtbot.addWidget(w)
-    return viewer, w
-
-
-def _wait(qtbot, w, timeout=120_000):
-    qtbot.waitUntil(lambda: not w.runner.busy, timeout=timeout)
+docs_untouched = keep_docs_screenshots(SHOT)
 
 
 def _scene(seed=3, shape=(128, 160)):
@@ -58,7 +34,7 @@ def _segment_and_cluster(w, qtbot, labels, k=2):
     _apply_labels(w.mapper, labels)
     w.k_spin.setValue(k)
     w.run_find_phases()
-    _wait(qtbot, w)
+    wait_idle(qtbot, w)
 
 
 def test_two_images_keep_their_own_layers_and_phases(widget, qtbot):
@@ -190,7 +166,7 @@ def test_metadata_records_the_provenance(widget, qtbot):
     viewer.add_image(scene.image, name="p", scale=(0.02, 0.02), units=UM)
     w.model_combo.setCurrentText("watershed, dark + bright particles (no weights)")
     w.run_segment_everything()
-    _wait(qtbot, w)
+    wait_idle(qtbot, w)
     prov = viewer.layers["p masks"].metadata["samphase"]
     assert prov["proposer"] == "watershed" and prov["model"] is None
     assert prov["pixel_size"]["um_per_px"] == pytest.approx(0.02)
@@ -198,7 +174,7 @@ def test_metadata_records_the_provenance(widget, qtbot):
     w.k_spin.setValue(3)
     w.features_combo.setCurrentText("default")
     w.run_find_phases()
-    _wait(qtbot, w)
+    wait_idle(qtbot, w)
     from napari_samphase import __version__
 
     for kind in ("masks", "phases"):
@@ -224,7 +200,7 @@ def loaded(make_napari_viewer, qtbot):
     w.model_combo.setCurrentText("demo-synthetic")
     w.device_combo.setCurrentText("cpu")
     w.run_load_and_embed()
-    _wait(qtbot, w)
+    wait_idle(qtbot, w)
     return viewer, w, sample_micrograph()
 
 
@@ -300,7 +276,7 @@ def test_subscribers_hear_phases_highlight_and_masks(widget, qtbot):
     assert np.array_equal(w.mapper.masks_data(), scene.instances)
     heard.clear()
     w.run_find_phases()  # re-cluster
-    _wait(qtbot, w)
+    wait_idle(qtbot, w)
     assert [k for k, _ in heard].count("phases") == 1
     heard.clear()
     r, c = np.argwhere(scene.instances > 0)[0]
@@ -414,7 +390,7 @@ def test_box_prompt_screenshot(make_napari_viewer, qtbot, tmp_path):
     w.model_combo.setCurrentText("demo-synthetic")
     w.device_combo.setCurrentText("cpu")
     w.run_load_and_embed()
-    _wait(qtbot, w)
+    wait_idle(qtbot, w)
     truth = sample_micrograph().instances
     table = particle_table(truth)
     inner = ~table["touches_border"]

@@ -3,19 +3,18 @@ border rule, the highlighted phase and the bins follow its controls, and it foll
 PhaseMapper's notifications. The docs screenshot is written into docs/images only with
 SAMPHASE_DOCS_SCREENSHOTS=1 (tests never rewrite tracked files)."""
 
-import os
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 pytest.importorskip("napari")
+from tests._gui import DOCS_IMAGES, DOCS_SCREENSHOTS, keep_docs_screenshots
+
 pytestmark = pytest.mark.gui
 
-DOCS_IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
-DOCS_SCREENSHOTS = os.environ.get("SAMPHASE_DOCS_SCREENSHOTS") == "1"
 SHOT = "measure-dock.png"
+docs_untouched = keep_docs_screenshots(SHOT)
 
 
 def disc(shape, centre, r):

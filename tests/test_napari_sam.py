@@ -2,35 +2,20 @@
 everything in a worker with cancel, and the screenshot the docs use (written into
 docs/images only with SAMPHASE_DOCS_SCREENSHOTS=1: tests never rewrite tracked files)."""
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
 pytest.importorskip("napari")
-pytestmark = pytest.mark.gui
+from tests._gui import DOCS_IMAGES, DOCS_SCREENSHOTS, keep_docs_screenshots
 
-DOCS_IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
-DOCS_SCREENSHOTS = os.environ.get("SAMPHASE_DOCS_SCREENSHOTS") == "1"
+pytestmark = pytest.mark.gui
 
 
 SHOTS = ("widget.png", "widget-controls.png")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def docs_untouched():
-    """Running these tests leaves the committed docs screenshots alone (unless asked)."""
-
-    def stamps():
-        return {
-            s: (DOCS_IMAGES / s).stat().st_mtime_ns for s in SHOTS if (DOCS_IMAGES / s).exists()
-        }
-
-    before = stamps()
-    yield
-    assert DOCS_SCREENSHOTS or stamps() == before, "a test rewrote a docs screenshot"
+docs_untouched = keep_docs_screenshots(*SHOTS)
 
 
 def _open(make_napari_viewer, qtbot, data, **meta):

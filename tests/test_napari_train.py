@@ -11,21 +11,14 @@ import pytest
 pytest.importorskip("napari")
 from qtpy.QtCore import Qt  # noqa: E402
 
+from tests._gui import DOCS_IMAGES, DOCS_SCREENSHOTS, keep_docs_screenshots, wait_idle
+
 pytestmark = pytest.mark.gui
 
-DOCS_IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
-DOCS_SCREENSHOTS = os.environ.get("SAMPHASE_DOCS_SCREENSHOTS") == "1"
 SHOT = "train-section.png"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def docs_untouched():
-    """Running these tests leaves the committed docs screenshot alone (unless asked)."""
-    shot = DOCS_IMAGES / SHOT
-    before = shot.stat().st_mtime_ns if shot.exists() else None
-    yield
-    after = shot.stat().st_mtime_ns if shot.exists() else None
-    assert DOCS_SCREENSHOTS or after == before, f"a test rewrote {shot}"
+docs_untouched = keep_docs_screenshots(SHOT)
 
 
 def _micrograph(seed):
@@ -51,10 +44,6 @@ def widget(make_napari_viewer, qtbot):
     w.device_combo.setCurrentText("cpu")
     w.train.val_fraction.setValue(0.5)
     return viewer, w
-
-
-def _wait(qtbot, w, timeout=120_000):
-    qtbot.waitUntil(lambda: not w.runner.busy, timeout=timeout)
 
 
 def test_images_with_masks_are_listed(widget):
@@ -97,7 +86,7 @@ def test_train_then_the_checkpoint_is_selected_loaded_and_embedded(widget, qtbot
     w.train.output.setText(str(ft))
     w.train.run_train()
     assert w.runner.busy and not w.train.train_btn.isEnabled()
-    _wait(qtbot, w)
+    wait_idle(qtbot, w)
     assert ft.is_file(), w.info.text()
     assert w.checkpoint.text() == str(ft)
     assert w.model_combo.currentText() == "demo-synthetic"
@@ -118,12 +107,12 @@ def test_a_second_run_trains_from_the_first_into_a_new_file(widget, qtbot, cache
     viewer, w = widget
     w.train.epochs.setValue(1)
     w.train.run_train()
-    _wait(qtbot, w)
+    wait_idle(qtbot, w)
     first = Path(w.checkpoint.text())
     assert first.is_file() and w.train.output.text() == ""
     first_bytes = first.read_bytes()
     w.train.run_train()
-    _wait(qtbot, w)
+    wait_idle(qtbot, w)
     second = Path(w.checkpoint.text())
     assert second.is_file() and second != first, w.info.text()
     assert first.read_bytes() == first_bytes
@@ -136,11 +125,11 @@ def test_output_may_not_overwrite_the_base_checkpoint(widget, qtbot, tmp_path):
     w.train.epochs.setValue(1)
     w.train.output.setText(str(ft))
     w.train.run_train()
-    _wait(qtbot, w)
+    wait_idle(qtbot, w)
     before = ft.read_bytes()
     assert w.checkpoint.text() == str(ft)
     w.train.run_train()  # output == the selected base: refused
-    _wait(qtbot, w)
+    wait_idle(qtbot, w)
     assert ft.read_bytes() == before
     assert "overwrite" in w.info.text()
 
@@ -166,7 +155,7 @@ def test_cancel_keeps_the_best_epoch(widget, qtbot, tmp_path):
     w.train.run_train()
     qtbot.waitUntil(lambda: len(w.train.plot.epochs) >= 1, timeout=120_000)
     w.train.cancel_btn.click()
-    _wait(qtbot, w)
+    wait_idle(qtbot, w)
     assert ft.is_file()
     assert 1 <= len(w.train.plot.epochs) < 20
     assert w.info.text().startswith("cancelled; kept best epoch")
@@ -182,7 +171,7 @@ def test_cancel_before_the_first_epoch_writes_nothing(widget, qtbot, cache_dir):
     w.runner.cancel()
     out = w.train.last_output
     assert out.parent == cache_dir / "fine-tuned" and out.name.startswith("demo-synthetic-ft-")
-    _wait(qtbot, w)
+    wait_idle(qtbot, w)
     assert "cancelled" in w.info.text()
     assert not out.exists() and w.checkpoint.text() == ""
     assert w.train.plot.epochs == []
@@ -206,7 +195,7 @@ def test_screenshot_of_the_train_section(widget, qtbot, tmp_path, monkeypatch):
     w.train.epochs.setValue(epochs)
     w.train.output.setText("ft-demo.pth")
     w.train.run_train()
-    _wait(qtbot, w)
+    wait_idle(qtbot, w)
     assert (tmp_path / "ft-demo.pth").is_file()
     assert w.train.plot.epochs[:4] == [1, 2, 3, 4]  # patience 5: no early stop before
     qtbot.wait(100)

@@ -4,21 +4,9 @@ import numpy as np
 import pytest
 
 pytest.importorskip("napari")
+from tests._gui import wait_idle
+
 pytestmark = pytest.mark.gui
-
-
-@pytest.fixture()
-def widget(make_napari_viewer, qtbot):
-    from napari_samphase._qt.samphase_widget import SamphaseWidget
-
-    viewer = make_napari_viewer()
-    w = SamphaseWidget(viewer)
-    qtbot.addWidget(w)
-    return viewer, w
-
-
-def _wait(qtbot, w, timeout=120_000):
-    qtbot.waitUntil(lambda: not w.runner.busy, timeout=timeout)
 
 
 def test_manifest_validates_and_every_python_name_imports():
@@ -66,7 +54,7 @@ def test_full_run_weight_free(widget, qtbot, tmp_path):
 
     w.model_combo.setCurrentText("superpixels (no weights)")
     w.run_segment_everything()
-    _wait(qtbot, w)
+    wait_idle(qtbot, w)
     masks = viewer.layers["synthetic micrograph masks"]
     assert masks.data.max() > 50
     assert "area" in masks.features
@@ -75,7 +63,7 @@ def test_full_run_weight_free(widget, qtbot, tmp_path):
     w.k_spin.setValue(4)
     w.background_combo.setCurrentText("ignore")
     w.run_find_phases()
-    _wait(qtbot, w)
+    wait_idle(qtbot, w)
     phases = viewer.layers["synthetic micrograph phases"]
     assert phases.data.max() == 4
     assert "phase" in masks.features
@@ -110,7 +98,7 @@ def test_full_run_weight_free(widget, qtbot, tmp_path):
     edited[edited == b] = a
     masks.data = edited
     w.run_find_phases()
-    _wait(qtbot, w)
+    wait_idle(qtbot, w)
     assert phases.data[rows[0], cols[0]] == target
     assert b not in set(np.unique(masks.data))
 
@@ -142,7 +130,7 @@ def test_full_run_weight_free(widget, qtbot, tmp_path):
 
     # new masks: the boxes of the old ones go, and so does the same-phase index
     w.run_segment_everything()
-    _wait(qtbot, w)
+    wait_idle(qtbot, w)
     assert not [layer for layer in viewer.layers if "same-phase boxes" in layer.name]
     assert w.mapper.query is None
 
@@ -151,7 +139,7 @@ def test_errors_become_notifications_not_tracebacks(widget, qtbot):
     viewer, w = widget
     w.model_combo.setCurrentText("vit_b")
     w.run_find_phases()  # no image, no masks
-    _wait(qtbot, w)
+    wait_idle(qtbot, w)
     assert "error" in w.info.text()
 
 
@@ -165,7 +153,7 @@ def _sample_with_threshold_masks(widget, qtbot):
     viewer.add_image(data, **meta)
     w.model_combo.setCurrentText("threshold (no weights)")
     w.run_segment_everything()
-    _wait(qtbot, w)
+    wait_idle(qtbot, w)
     return viewer.layers[w.mapper.layer_name("masks")]
 
 
@@ -179,7 +167,7 @@ def test_undo_of_label_edits_survives_reclustering(widget, qtbot):
     masks.paint((r, c), victim)  # a user's brush stroke, recorded in napari's history
     assert masks.data[r, c] == victim
     w.run_find_phases()
-    _wait(qtbot, w)
+    wait_idle(qtbot, w)
     masks.undo()
     assert (np.asarray(masks.data) == before).all()
 
@@ -199,9 +187,9 @@ def test_same_phase_by_mouse_on_the_canvas(make_napari_viewer, qtbot, click_canv
     viewer.add_image(data, **meta)
     w.model_combo.setCurrentText("watershed, dark + bright particles (no weights)")
     w.run_segment_everything()
-    _wait(qtbot, w)
+    wait_idle(qtbot, w)
     w.run_find_phases()
-    _wait(qtbot, w)
+    wait_idle(qtbot, w)
     viewer.reset_view()
     w.set_mode("same phase")
     masks_name, phases_name = w.mapper.layer_name("masks"), w.mapper.layer_name("phases")
@@ -235,7 +223,7 @@ def test_every_weight_free_entry_segments_the_sample(widget, qtbot):
         w.model_combo.setCurrentText(entry)
         assert not w.load_btn.isEnabled()  # nothing to load without weights
         w.run_segment_everything()
-        _wait(qtbot, w)
+        wait_idle(qtbot, w)
         labels = np.asarray(viewer.layers["synthetic micrograph masks"].data)
         recall[entry] = instance_metrics(labels, truth)["recall50"]
         assert labels.max() > 0
@@ -305,7 +293,7 @@ def _two_segmentations(widget, qtbot):
     first = np.asarray(masks.data).copy()
     w.model_combo.setCurrentText("watershed, dark + bright particles (no weights)")
     w.run_segment_everything()
-    _wait(qtbot, w)
+    wait_idle(qtbot, w)
     return masks, first, np.asarray(masks.data).copy()
 
 
@@ -346,9 +334,9 @@ def test_derived_layers_follow_the_image_scale_translate_and_units(
 
     w.model_combo.setCurrentText("watershed, dark + bright particles (no weights)")
     w.run_segment_everything()
-    _wait(qtbot, w)
+    wait_idle(qtbot, w)
     w.run_find_phases()
-    _wait(qtbot, w)
+    wait_idle(qtbot, w)
     masks, phases = viewer.layers[f"{image.name} masks"], viewer.layers[f"{image.name} phases"]
     derived = [masks, phases, w.mapper.prompts_layer(), w.mapper.boxes_layer()]
     derived += [viewer.layers[boxes_name(p)] for p in w.mapper.query.phases()]
@@ -439,7 +427,7 @@ def test_pixel_phase_mode_maps_texture_phases_and_its_components_become_the_mask
     for mode in ("pixels", "auto"):
         w.mode_combo.setCurrentText(mode)
         w.run_find_phases()
-        _wait(qtbot, w)
+        wait_idle(qtbot, w)
         scores[mode] = semantic_metrics(np.asarray(viewer.layers[phases_name].data), truth)["miou"]
         masks = np.asarray(viewer.layers[masks_name].data)
         assert np.array_equal(masks, w.mapper.result.labels)
