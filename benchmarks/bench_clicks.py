@@ -28,6 +28,7 @@ from _report import machine, table, write_section
 from bench_phases import examples_from_truth
 from napari_samphase.core.errors import InputError
 from napari_samphase.core.evaluation.metrics import semantic_metrics
+from napari_samphase.core.image.labels import majority_value
 from napari_samphase.core.phases.clustering import find_phases
 from napari_samphase.core.proposers import make_proposer
 
@@ -43,16 +44,13 @@ CEILING = "ceiling: each mask its majority class"
 
 def random_examples(labels, truth, background_class, n, rng):
     """``n`` masks per class drawn at random among those whose majority class is c."""
-    ids = np.unique(labels)
-    ids = ids[ids > 0]
+    present, _, major = majority_value(labels, truth)
+    ids, majority = present[present > 0], major[present > 0]
     n_cls = int(truth.max()) + 1
-    counts = np.zeros((int(labels.max()) + 1, n_cls), np.int64)
-    np.add.at(counts, (labels.ravel(), truth.ravel()), 1)
-    majority = counts.argmax(1)
     classes = [c for c in range(n_cls) if c != background_class]
     ex = {}
     for phase, c in enumerate(classes, 1):
-        cand = ids[majority[ids] == c]
+        cand = ids[majority == c]
         for m in rng.choice(cand, min(n, len(cand)), replace=False):
             ex[int(m)] = phase
     return ex, classes
